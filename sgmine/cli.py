@@ -1,0 +1,145 @@
+"""The ``sgmine`` command line: ``scan`` PDFs for candidate space groups, ``info`` on a model.
+
+Exit status of ``sgmine scan``: 0 when every input was scored, 1 when some inputs were error
+rows (the others are still scored and written), 2 for a usage error or a model that cannot
+be used (nothing is written then).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Candidate space groups from measured pair distribution functions (PDF, G(r)).",
+)
+
+
+def _fail(message: str) -> None:
+    """Print a one-line error to stderr and exit with the usage/model status."""
+    typer.echo(f"sgmine: error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _load_model(path: Optional[Path]):
+    from sgmine.model import Model, ModelError
+
+    try:
+        return Model(path)
+    except ModelError as exc:
+        _fail(str(exc))
+
+
+def _progress(total: int):
+    """A rich progress bar on stderr when it is a terminal and the run is long; else None."""
+    if total < 20 or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+@app.command()
+def scan(
+    paths: List[str] = typer.Argument(..., help="PDF files, globs, or directories (their .gr files).", show_default=False),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidates per file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here (atomically) instead of stdout."),
+    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", "-f", help="csv or json [default: from --out's suffix, else csv]."
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="PDFs scored per model call."),
+) -> None:
+    """Score PDFs and write the top-k candidate space groups of each, one row per input."""
+    from sgmine.report import atomic_write, to_csv, to_json
+    from sgmine.scan import expand_paths, iter_predictions
+
+    if fmt is None:
+        fmt = "json" if out is not None and out.suffix.lower() == ".json" else "csv"
+    fmt = fmt.lower()
+    if fmt not in ("csv", "json"):
+        _fail(f"unknown --format {fmt!r}; use csv or json")
+    if out is not None and out.is_dir():
+        _fail(f"--out {out} is a directory; give a file name")
+    if out is not None and not out.parent.exists():
+        _fail(f"--out {out}: directory {out.parent} does not exist")
+
+    items = expand_paths(paths)
+    model = _load_model(model_path)
+    top_k = min(top_k, len(model.info.classes))
+
+    progress = _progress(len(items))
+    if progress is None:
+        predictions = list(iter_predictions(items, model, top_k=top_k, batch_size=batch_size))
+    else:
+        with progress:
+            task = progress.add_task("scan", total=len(items))
+            predictions = list(
+                iter_predictions(
+                    items, model, top_k=top_k, batch_size=batch_size,
+                    on_progress=lambda n: progress.advance(task, n),
+                )
+            )
+
+    text = to_json(predictions) if fmt == "json" else to_csv(predictions, top_k)
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            atomic_write(out, text)
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror or exc}")
+    failed = sum(not p.ok for p in predictions)
+    if failed:
+        typer.echo(f"sgmine: {failed} of {len(predictions)} inputs could not be scored (see message column)", err=True)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command()
+def info(
+    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+) -> None:
+    """Describe a model: its classes, r-grid, preprocessing, training data and version."""
+    model = _load_model(model_path)
+    i, g = model.info, model.info.grid
+    lines = [
+        f"model:          {model.path}",
+        f"version:        {i.model_version}",
+        f"classes:        {len(i.classes)}",
+        *[f"  {sg:>3}  {sym}" for sg, sym in zip(i.classes, i.symbols)],
+        f"r-grid:         {g.npoints} points, {g.rmin:g}–{g.rmax:g} Å (step {g.step:.4f} Å)",
+        f"interpolation:  {g.interpolation}",
+        f"normalisation:  {g.normalisation}",
+        f"temperature:    {i.temperature:g}",
+        f"training data:  {i.training_data or '(not recorded)'}",
+    ]
+    if i.metrics:
+        lines.append("metrics:")
+        lines += [f"  {k}: {v}" for k, v in i.metrics.items()]
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

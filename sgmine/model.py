@@ -1,0 +1,221 @@
+"""The ONNX model file: what it is (its metadata) and scoring curves with it.
+
+A model file carries everything the runtime needs to use it, as ONNX ``metadata_props``
+(string key/value pairs), so nothing model-specific is ever copied into the runtime:
+
+=================  ===========================================================
+key                value
+=================  ===========================================================
+``sgmine_format``  version of this metadata layout (``"1"``)
+``classes``        JSON list of space-group numbers, in output order
+``symbols``        JSON list of Hermann–Mauguin symbols, same order
+``rmin``           first grid point, Å (e.g. ``"1.5"``)
+``rmax``           last grid point, Å (e.g. ``"30.0"``)
+``npoints``        number of grid points (e.g. ``"209"``)
+``interpolation``  ``linear``, ``quadratic`` or ``cubic``
+``normalisation``  ``minmax`` or ``none``
+``model_version``  free text, e.g. ``"2026.11-8sg"``
+``training_data``  free text describing the training set
+``metrics``        JSON object of evaluation figures (optional)
+``temperature``    softmax temperature from calibration (optional, default 1)
+=================  ===========================================================
+
+The graph takes one float32 input of shape ``(batch, npoints, 1)`` (or ``(batch, npoints)``)
+and returns class probabilities of shape ``(batch, len(classes))``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sgmine.grid import Grid
+
+FORMAT_VERSION = "1"
+REQUIRED_KEYS = ("classes", "symbols", "rmin", "rmax", "npoints")
+
+
+class ModelError(RuntimeError):
+    """A model file that is missing, unreadable, or does not follow the sgmine contract."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything about a model that travels inside its file."""
+
+    classes: tuple[int, ...]
+    symbols: tuple[str, ...]
+    grid: Grid = Grid()
+    model_version: str = "unversioned"
+    training_data: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.classes) == 0:
+            raise ValueError("a model needs at least one class")
+        if len(self.classes) != len(self.symbols):
+            raise ValueError(f"{len(self.classes)} classes but {len(self.symbols)} symbols")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must not repeat")
+        if not all(1 <= int(c) <= 230 for c in self.classes):
+            raise ValueError("classes must be space-group numbers 1–230")
+        if not (self.temperature > 0):
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``metadata_props`` key/value strings that describe this model."""
+        g = self.grid
+        return {
+            "sgmine_format": FORMAT_VERSION,
+            "classes": json.dumps([int(c) for c in self.classes]),
+            "symbols": json.dumps(list(self.symbols)),
+            "rmin": repr(float(g.rmin)),
+            "rmax": repr(float(g.rmax)),
+            "npoints": str(int(g.npoints)),
+            "interpolation": g.interpolation,
+            "normalisation": g.normalisation,
+            "model_version": self.model_version,
+            "training_data": self.training_data,
+            "metrics": json.dumps(self.metrics),
+            "temperature": repr(float(self.temperature)),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> "ModelInfo":
+        """Read the metadata written by :meth:`to_metadata`; raise ``ValueError`` naming what is wrong."""
+        missing = [k for k in REQUIRED_KEYS if k not in meta]
+        if missing:
+            raise ValueError(f"model metadata lacks {', '.join(missing)}")
+        try:
+            classes = tuple(int(c) for c in json.loads(meta["classes"]))
+            symbols = tuple(str(s) for s in json.loads(meta["symbols"]))
+            grid = Grid(
+                rmin=float(meta["rmin"]),
+                rmax=float(meta["rmax"]),
+                npoints=int(meta["npoints"]),
+                interpolation=meta.get("interpolation", "quadratic"),
+                normalisation=meta.get("normalisation", "minmax"),
+            )
+            metrics = json.loads(meta["metrics"]) if meta.get("metrics") else {}
+            temperature = float(meta.get("temperature") or 1.0)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"model metadata is malformed: {exc}") from exc
+        return cls(
+            classes=classes,
+            symbols=symbols,
+            grid=grid,
+            model_version=meta.get("model_version", "unversioned"),
+            training_data=meta.get("training_data", ""),
+            metrics=metrics,
+            temperature=temperature,
+        )
+
+
+def default_model_path() -> Path:
+    """Where the model shipped inside the package lives (it may not exist in this install)."""
+    return Path(__file__).parent / "data" / "model.onnx"
+
+
+class Model:
+    """An ONNX model loaded once, scoring batches of curves already on its grid."""
+
+    def __init__(self, path: str | Path | None = None, *, threads: int | None = None) -> None:
+        self.path = Path(path) if path is not None else default_model_path()
+        if not self.path.is_file():
+            if path is None:
+                raise ModelError(
+                    f"no model shipped with this install ({self.path} is missing); "
+                    "pass one with --model FILE (Python: model=FILE)"
+                )
+            raise ModelError(f"model file {self.path} does not exist")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"cannot load model {self.path}: {_first_line(exc)}") from exc
+        meta = self._session.get_modelmeta().custom_metadata_map
+        try:
+            self.info = ModelInfo.from_metadata(meta)
+        except ValueError as exc:
+            raise ModelError(f"model {self.path} is not an sgmine model: {exc}") from exc
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"model {self.path} must have one input and one output")
+        shape = inputs[0].shape
+        n = int(self.info.grid.npoints)
+        if len(shape) not in (2, 3) or (isinstance(shape[1], int) and shape[1] != n):
+            raise ModelError(
+                f"model {self.path} input shape {shape} does not match its grid of {n} points"
+            )
+        self._input_name = inputs[0].name
+        self._input_rank = len(shape)
+        out_shape = outputs[0].shape
+        if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != len(self.info.classes)):
+            raise ModelError(
+                f"model {self.path} output shape {out_shape} does not match its "
+                f"{len(self.info.classes)} classes"
+            )
+
+    @property
+    def grid(self) -> Grid:
+        """The r-grid and preprocessing this model expects."""
+        return self.info.grid
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities, shape ``(n, n_classes)``, for curves ``x`` of shape ``(n, npoints)``."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.grid.npoints:
+            raise ValueError(f"expected an array of shape (n, {self.grid.npoints}), got {x.shape}")
+        if self._input_rank == 3:
+            x = x[:, :, None]
+        parts = [
+            self._session.run(None, {self._input_name: x[i : i + batch_size]})[0]
+            for i in range(0, len(x), batch_size)
+        ]
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.info.classes)), np.float32)
+        return _apply_temperature(probs.astype(np.float64), self.info.temperature)
+
+
+def _apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale softmax outputs as if the logits had been divided by ``temperature``."""
+    if temperature == 1.0 or probs.size == 0:
+        return probs
+    logits = np.log(np.clip(probs, 1e-30, None)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def attach_metadata(model_proto: Any, info: ModelInfo) -> Any:
+    """Write ``info`` into an ``onnx.ModelProto``'s ``metadata_props`` (replacing sgmine keys).
+
+    Used by the training export and by tests that build small models; needs no import of
+    ``onnx`` itself. Returns the same proto.
+    """
+    meta = info.to_metadata()
+    kept = [(p.key, p.value) for p in model_proto.metadata_props if p.key not in meta]
+    del model_proto.metadata_props[:]
+    for key, value in kept + list(meta.items()):
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return model_proto

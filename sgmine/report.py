@@ -1,0 +1,114 @@
+"""Writing scan results: CSV (one row per input) and JSON, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sgmine.scan import Prediction
+
+#: Columns after the candidates, in order.
+EXTRA_COLUMNS = ("message", "r_min", "r_max", "qmax")
+
+
+def csv_columns(top_k: int) -> list[str]:
+    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,message,r_min,r_max,qmax``."""
+    columns = ["file", "status"]
+    for i in range(1, top_k + 1):
+        columns += [f"sg_{i}", f"symbol_{i}", f"prob_{i}"]
+    return columns + list(EXTRA_COLUMNS)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _message(prediction: Prediction) -> str:
+    """The error for an error row; the warnings, joined, for a scored row."""
+    return prediction.message if not prediction.ok else "; ".join(prediction.warnings)
+
+
+def csv_row(prediction: Prediction, top_k: int) -> list[str]:
+    """One CSV row; candidate cells beyond those the prediction has are left empty."""
+    row = [prediction.source, prediction.status]
+    for i in range(top_k):
+        if i < len(prediction.candidates):
+            c = prediction.candidates[i]
+            row += [str(c.space_group), c.symbol, f"{c.probability:.4f}"]
+        else:
+            row += ["", "", ""]
+    row += [
+        _message(prediction),
+        _number(prediction.r_min, 3),
+        _number(prediction.r_max, 3),
+        _number(prediction.qmax, 3),
+    ]
+    return row
+
+
+def to_csv(predictions: Sequence[Prediction], top_k: int) -> str:
+    """The whole CSV document as text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(csv_columns(top_k))
+    writer.writerows(csv_row(p, top_k) for p in predictions)
+    return buffer.getvalue()
+
+
+def to_record(prediction: Prediction) -> dict[str, Any]:
+    """A JSON-ready dict for one prediction."""
+    return {
+        "file": prediction.source,
+        "status": prediction.status,
+        "candidates": [
+            {"space_group": c.space_group, "symbol": c.symbol, "probability": round(c.probability, 6)}
+            for c in prediction.candidates
+        ],
+        "message": prediction.message,
+        "warnings": list(prediction.warnings),
+        "r_min": prediction.r_min,
+        "r_max": prediction.r_max,
+        "qmax": prediction.qmax,
+        "metadata": {k: v for k, v in prediction.metadata.items() if isinstance(v, (str, int, float))},
+    }
+
+
+def to_json(predictions: Sequence[Prediction]) -> str:
+    """The whole JSON document (a list of records) as text."""
+    return json.dumps([to_record(p) for p in predictions], indent=2, ensure_ascii=False) + "\n"
+
+
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The text goes to a temporary file in the same directory, is flushed to disk, and then
+    replaces ``path`` in one rename.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

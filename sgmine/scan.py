@@ -1,0 +1,221 @@
+"""Scoring many PDFs: file → curve → grid → model → candidates.
+
+``predict`` is the Python API that refinement scripts call; ``sgmine scan`` is a thin CLI
+around :func:`iter_predictions`. One bad input becomes one error :class:`Prediction`; it
+never stops the batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from sgmine.gr import Curve, ReadError, read_gr
+from sgmine.grid import GridError, resample
+from sgmine.model import Model
+
+#: An input: a path to a PDF file, or an ``(r, G)`` pair of arrays.
+Item = Union[str, os.PathLike, tuple]
+
+OK, ERROR = "ok", "error"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate space group and the model's probability for it."""
+
+    space_group: int
+    symbol: str
+    probability: float
+
+
+@dataclass
+class Prediction:
+    """What sgmine says about one input: top candidates, or why it could not score it."""
+
+    source: str
+    status: str
+    candidates: list[Candidate] = field(default_factory=list)
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    r_min: float | None = None
+    r_max: float | None = None
+    qmax: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the input was scored."""
+        return self.status == OK
+
+    @property
+    def best(self) -> Candidate | None:
+        """The most likely candidate, or None for an error."""
+        return self.candidates[0] if self.candidates else None
+
+
+def expand_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
+    """Turn files, globs and directories into a list of paths, in the order given.
+
+    A directory contributes its ``*.gr`` files (sorted, not recursive). A glob contributes its
+    matches (sorted). A path that exists as nothing and matches nothing is kept as given, so
+    that it shows up as an error row rather than disappearing.
+    """
+    paths: list[str] = []
+    for pattern in patterns:
+        text = os.fspath(pattern)
+        if os.path.isdir(text):
+            found = sorted(p for p in glob.glob(os.path.join(glob.escape(text), "*.gr")) if os.path.isfile(p))
+            paths.extend(found if found else [text])
+        elif os.path.lexists(text) or not glob.has_magic(text):
+            paths.append(text)
+        else:
+            matches = sorted(glob.glob(text))
+            paths.extend(matches if matches else [text])
+    return paths
+
+
+def _load_item(item: Item) -> Curve:
+    """Read a path, or wrap an ``(r, G)`` pair, as a :class:`Curve`."""
+    if isinstance(item, (str, os.PathLike)):
+        if os.path.isdir(item):
+            raise ReadError(f"{os.fspath(item)}: is a directory with no .gr files")
+        return read_gr(item)
+    if isinstance(item, Curve):
+        return item
+    try:
+        r, g = item
+    except (TypeError, ValueError):
+        raise ReadError("expected a file path or an (r, G) pair of arrays") from None
+    try:
+        r = np.asarray(r, dtype=np.float64).ravel()
+        g = np.asarray(g, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ReadError(f"(r, G) arrays are not numeric: {exc}") from None
+    return Curve(r=r, g=g, source="<array>")
+
+
+def _describe(item: Item, index: int) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    if isinstance(item, Curve) and item.source:
+        return item.source
+    return f"<array {index}>"
+
+
+def _prepare(item: Item, index: int, model: Model) -> tuple[Prediction, np.ndarray | None]:
+    """Read and resample one input; an error Prediction (and None) when that fails."""
+    source = _describe(item, index)
+    try:
+        curve = _load_item(item)
+        on_grid = resample(curve.r, curve.g, model.grid)
+    except (ReadError, GridError) as exc:
+        message = str(exc)
+        if isinstance(exc, GridError) and not message.startswith(source):
+            message = f"{source}: {message}"
+        return Prediction(source=source, status=ERROR, message=message), None
+    except Exception as exc:  # a reader bug must not cost the other files their results
+        return Prediction(source=source, status=ERROR, message=f"{source}: unexpected error: {exc!r}"), None
+    prediction = Prediction(
+        source=source,
+        status=OK,
+        warnings=on_grid.warnings,
+        r_min=on_grid.r_min,
+        r_max=on_grid.r_max,
+        qmax=curve.qmax,
+        metadata=curve.metadata,
+    )
+    return prediction, on_grid.values
+
+
+def top_candidates(probs: np.ndarray, model: Model, top_k: int) -> list[list[Candidate]]:
+    """The ``top_k`` most probable classes of each row of ``probs``, best first."""
+    classes, symbols = model.info.classes, model.info.symbols
+    k = min(top_k, len(classes))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [
+        [Candidate(int(classes[j]), symbols[j], float(row[j])) for j in idx]
+        for row, idx in zip(probs, order)
+    ]
+
+
+def iter_predictions(
+    items: Sequence[Item],
+    model: Model,
+    top_k: int = 3,
+    batch_size: int = 256,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[Prediction]:
+    """Yield one :class:`Prediction` per item, in order, scoring ``batch_size`` items at a time.
+
+    ``on_progress(n)`` is called after each batch with the number of items it finished.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    for start in range(0, len(items), batch_size):
+        batch = [_prepare(item, start + i, model) for i, item in enumerate(items[start : start + batch_size])]
+        rows = [values for _, values in batch if values is not None]
+        if rows:
+            ranked = iter(top_candidates(model.predict_proba(np.stack(rows)), model, top_k))
+            for prediction, values in batch:
+                if values is not None:
+                    prediction.candidates = next(ranked)
+        yield from (prediction for prediction, _ in batch)
+        if on_progress is not None:
+            on_progress(len(batch))
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str | None) -> Model:
+    return Model(path)
+
+
+def load_model(model: Model | str | os.PathLike | None = None) -> Model:
+    """A :class:`Model` from a path (loaded once per process), the shipped one for None."""
+    if isinstance(model, Model):
+        return model
+    return _cached_model(os.fspath(model) if model is not None else None)
+
+
+def predict(
+    items: Item | Iterable[Item],
+    top_k: int = 3,
+    model: Model | str | os.PathLike | None = None,
+    batch_size: int = 256,
+) -> list[Prediction]:
+    """Score PDFs and return their top-``top_k`` candidate space groups, one Prediction per item.
+
+    Parameters
+    ----------
+    items
+        Paths to PDF files (``.gr`` or any two-column text), ``(r, G)`` pairs of arrays, or
+        a single path. Directories and globs are not expanded here (see :func:`expand_paths`).
+    top_k
+        How many candidates to return per item (at most the model's number of classes).
+    model
+        An ONNX model file or a loaded :class:`~sgmine.model.Model`; None uses the model
+        shipped with sgmine.
+
+    Returns
+    -------
+    list of Prediction
+        In input order. ``status`` is ``"ok"`` with ``candidates`` best first, or
+        ``"error"`` with ``message`` saying what is wrong with that input.
+
+    Examples
+    --------
+    >>> from sgmine import predict
+    >>> for p in predict(["Ni.gr", "Si.gr"], top_k=2):       # doctest: +SKIP
+    ...     print(p.source, p.status, [(c.space_group, c.symbol, c.probability) for c in p.candidates])
+    """
+    if isinstance(items, (str, os.PathLike, Curve)):
+        items = [items]
+    items = list(items)
+    return list(iter_predictions(items, load_model(model), top_k=top_k, batch_size=batch_size))

@@ -1,0 +1,27 @@
+"""``sgmine-train``: build datasets, fit the CNN, evaluate it, run the baseline, export to ONNX.
+
+Each command lives beside the code it drives (``training.dataset``, ``training.fit``, ...);
+this module only wires them into one typer app. Heavy imports (TensorFlow, pyxtal) happen
+inside the commands, so ``sgmine-train --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Build training data, train the space-group CNN and export it to ONNX for sgmine.",
+)
+
+# Commands are registered below, one block per module.
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
