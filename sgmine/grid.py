@@ -108,7 +108,8 @@ def normalise(values: np.ndarray, method: str = "minmax") -> np.ndarray:
         raise ValueError(f"unknown normalisation {method!r}")
     lo = values.min(axis=-1, keepdims=True)
     span = values.max(axis=-1, keepdims=True) - lo
-    if np.any(span <= 0):
+    scale = np.abs(values).max(axis=-1, keepdims=True)
+    if np.any(span <= 1e-9 * scale) or np.any(span <= 0):  # flat up to round-off
         raise GridError("G(r) has no variation on the model's r-range (constant curve)")
     return (values - lo) / span
 
@@ -141,9 +142,10 @@ def resample(r: np.ndarray, g: np.ndarray, grid: Grid) -> Resampled:
             f"measured r-range {r[0]:.4g}–{r[-1]:.4g} Å does not overlap the model's "
             f"{grid.rmin:g}–{grid.rmax:g} Å"
         )
-    if int(inside.sum()) < MIN_POINTS:
+    n_inside = int(inside.sum())
+    if n_inside < MIN_POINTS:
         raise GridError(
-            f"only {int(inside.sum())} measured points within {grid.rmin:g}–{grid.rmax:g} Å "
+            f"only {n_inside} measured point{'s' if n_inside != 1 else ''} within {grid.rmin:g}–{grid.rmax:g} Å "
             f"(need at least {MIN_POINTS})"
         )
 

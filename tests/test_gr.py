@@ -1,0 +1,73 @@
+"""Reading .gr files and their headers, on the real measured files."""
+
+import numpy as np
+import pytest
+
+from sgmine.gr import ReadError, header_value, read_gr
+
+
+def test_xpdfsuite_header_and_data(data_dir):
+    curve = read_gr(data_dir / "Ni.gr")
+    assert curve.r.shape == curve.g.shape == (6001,)
+    assert curve.r[0] == 0.0 and curve.r[-1] == 60.0
+    assert curve.g[1] == pytest.approx(-0.000497956)
+    assert curve.qmax == 25.0
+    assert curve.metadata["composition"] == "Ni"
+    assert curve.metadata["mode"] == "xray"
+    assert curve.metadata["wavelength"] == pytest.approx(0.1836)
+
+
+def test_pdfgetx2_style_file_without_header(data_dir):
+    curve = read_gr(data_dir / "Si.gr")
+    assert curve.r.size == 5999
+    assert curve.r[0] == pytest.approx(0.01) and curve.g[0] == pytest.approx(0.12286489)
+    assert curve.qmax is None and curve.metadata == {}
+
+
+def test_plain_columns_and_extra_columns(tmp_path):
+    r = np.linspace(0, 30, 50)
+    path = tmp_path / "four_columns.gr"
+    np.savetxt(path, np.column_stack([r, np.sin(r), np.full_like(r, 0.01), np.full_like(r, 0.02)]))
+    curve = read_gr(path)
+    np.testing.assert_allclose(curve.g, np.sin(r))
+
+
+def test_pdfgetx3_header_keys(tmp_path):
+    path = tmp_path / "x3.gr"
+    path.write_text(
+        "[DEFAULT]\nversion = pdfgetx-2.1\n\n# input and output specifications\nqmax = 23.5\n"
+        "composition = Si\n\n#### start data\n#S 1\n#L r($\\AA$)  G($\\AA^{-2}$)\n"
+        + "".join(f"{x:.2f} {np.sin(x):.5f}\n" for x in np.arange(0, 10, 0.1))
+    )
+    curve = read_gr(path)
+    assert curve.qmax == 23.5 and curve.metadata["composition"] == "Si"
+
+
+def test_header_value_ignores_case_and_comment_marks():
+    assert header_value({"# Qmax": 21.0}, "qmax") == 21.0
+    assert header_value({"QMAX": 1}, "qmax") == 1
+    assert header_value({}, "qmax") is None
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"", "no block of numeric data"),
+        (b"# only a header\nqmax = 25\n", "no block of numeric data"),
+        (b"1\n2\n3\n4\n", "1 column"),
+        (b"\x00\x9f\x92\x96 binary", "not a text file"),
+    ],
+)
+def test_bad_files_raise_read_error_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "bad.gr"
+    path.write_bytes(content)
+    with pytest.raises(ReadError, match=problem) as info:
+        read_gr(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ReadError, match="no such file"):
+        read_gr(tmp_path / "nope.gr")
+    with pytest.raises(ReadError, match="is a directory"):
+        read_gr(tmp_path)

@@ -1,0 +1,87 @@
+"""The Python API: sgmine.predict on paths and arrays, in order, with error predictions."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sgmine import predict
+from sgmine.gr import read_gr
+from sgmine.scan import expand_paths
+
+
+def test_measured_ni_and_si_land_on_their_templates(data_dir, template_model):
+    preds = predict([data_dir / "Ni.gr", data_dir / "Si.gr"], top_k=3, model=template_model)
+    assert [p.status for p in preds] == ["ok", "ok"]
+    assert (preds[0].best.space_group, preds[0].best.symbol) == (225, "Fm-3m")
+    assert (preds[1].best.space_group, preds[1].best.symbol) == (227, "Fd-3m")
+    for p in preds:
+        probs = [c.probability for c in p.candidates]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True)
+    assert preds[0].qmax == 25.0 and preds[0].metadata["composition"] == "Ni"
+
+
+def test_arrays_and_paths_mixed_in_input_order(data_dir, template_model):
+    si = read_gr(data_dir / "Si.gr")
+    items = [(si.r, si.g), str(data_dir / "Ni.gr"), (np.arange(3.0), np.arange(3.0))]
+    preds = predict(items, top_k=8, model=template_model)
+    assert [p.status for p in preds] == ["ok", "ok", "error"]
+    assert preds[0].source == "<array 0>" and preds[0].best.space_group == 227
+    assert sum(c.probability for c in preds[0].candidates) == pytest.approx(1.0, abs=1e-5)
+    assert preds[2].message == "<array 2>: only 1 measured point within 1.5–30 Å (need at least 5)"
+    assert preds[2].candidates == [] and preds[2].best is None
+
+
+def test_single_path_and_top_k_beyond_classes(data_dir, template_model):
+    preds = predict(data_dir / "Ni.gr", top_k=50, model=template_model)
+    assert len(preds) == 1 and len(preds[0].candidates) == 8
+
+
+def test_bad_items_are_error_predictions(tmp_path, template_model):
+    flat = tmp_path / "flat.gr"
+    np.savetxt(flat, np.column_stack([np.linspace(0, 40, 100), np.ones(100)]))
+    preds = predict([tmp_path / "missing.gr", flat, 42, tmp_path], model=template_model)
+    assert [p.status for p in preds] == ["error"] * 4
+    assert "no such file" in preds[0].message
+    assert str(flat) in preds[1].message and "no variation" in preds[1].message
+    assert "(r, G) pair" in preds[2].message
+    assert "directory" in preds[3].message
+
+
+def test_partial_range_is_scored_with_warning(data_dir, template_model):
+    ni = read_gr(data_dir / "Ni.gr")
+    short = ni.r <= 18.0
+    (pred,) = predict([(ni.r[short], ni.g[short])], model=template_model)
+    assert pred.ok and pred.r_max == pytest.approx(18.0)
+    assert "grid points set to zero" in pred.warnings[0]
+
+
+def test_invalid_top_k(data_dir, template_model):
+    with pytest.raises(ValueError, match="top_k"):
+        predict([data_dir / "Ni.gr"], top_k=0, model=template_model)
+
+
+def test_expand_paths(tmp_path, data_dir):
+    (tmp_path / "b.gr").write_text("x")
+    (tmp_path / "a.gr").write_text("x")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub.gr").mkdir()
+    got = expand_paths([str(tmp_path), str(tmp_path / "*.txt"), "no/such/*.gr", str(data_dir / "Ni.gr")])
+    assert got == [
+        str(tmp_path / "a.gr"), str(tmp_path / "b.gr"), str(tmp_path / "notes.txt"),
+        "no/such/*.gr", str(data_dir / "Ni.gr"),
+    ]
+
+
+def test_predict_does_not_import_tensorflow(data_dir, template_model):
+    code = (
+        "import sys, sgmine\n"
+        f"p = sgmine.predict([{str(data_dir / 'Ni.gr')!r}], model={str(template_model)!r})\n"
+        "assert p[0].ok, p[0].message\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'torch')]\n"
+        "assert not bad, bad\n"
+        "print(p[0].best.space_group)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "225"
