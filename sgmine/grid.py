@@ -106,6 +106,9 @@ def normalise(values: np.ndarray, method: str = "minmax") -> np.ndarray:
         return values
     if method != "minmax":
         raise ValueError(f"unknown normalisation {method!r}")
+    biggest = np.abs(values).max() if values.size else 0.0
+    if biggest > 1e300:  # max - min would overflow; min-max is scale-free, so scale first
+        values = values / biggest
     lo = values.min(axis=-1, keepdims=True)
     span = values.max(axis=-1, keepdims=True) - lo
     scale = np.abs(values).max(axis=-1, keepdims=True)

@@ -126,7 +126,7 @@ def _prepare(item: Item, index: int, model: Model) -> tuple[Prediction, np.ndarr
     prediction = Prediction(
         source=source,
         status=OK,
-        warnings=on_grid.warnings,
+        warnings=curve.warnings + on_grid.warnings,
         r_min=on_grid.r_min,
         r_max=on_grid.r_max,
         qmax=curve.qmax,

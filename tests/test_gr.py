@@ -52,10 +52,10 @@ def test_header_value_ignores_case_and_comment_marks():
 @pytest.mark.parametrize(
     "content, problem",
     [
-        (b"", "no block of numeric data"),
+        (b"", "file is empty"),
         (b"# only a header\nqmax = 25\n", "no block of numeric data"),
         (b"1\n2\n3\n4\n", "1 column"),
-        (b"\x00\x9f\x92\x96 binary", "not a text file"),
+        (b"\x00\x9f\x92\x96 binary", "binary file"),
     ],
 )
 def test_bad_files_raise_read_error_naming_the_file(tmp_path, content, problem):
@@ -71,3 +71,27 @@ def test_missing_file_and_directory(tmp_path):
         read_gr(tmp_path / "nope.gr")
     with pytest.raises(ReadError, match="is a directory"):
         read_gr(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["Ni", "Si", "CdSe-nanoparticle"])
+def test_identical_to_diffpy_utils_on_every_real_file(data_dir, name):
+    from diffpy.utils.parsers import load_data
+
+    from sgmine.gr import clean_header
+
+    path = data_dir / f"{name}.gr"
+    curve = read_gr(path)
+    data = load_data(path)
+    np.testing.assert_array_equal(curve.r, data[:, 0])
+    np.testing.assert_array_equal(curve.g, data[:, 1])
+    assert curve.metadata == clean_header(load_data(path, headers=True))
+    assert curve.warnings == []
+
+
+def test_numpy_unparseable_rows_fall_back_to_diffpy(tmp_path):
+    # Python's float() reads "1_0.5" but numpy's parser does not: the fallback (diffpy.utils)
+    # then decides, and its failure is reported as a ReadError naming the file.
+    path = tmp_path / "underscores.gr"
+    path.write_text("".join(f"{i}_0.5 {i}\n" for i in range(20)))
+    with pytest.raises(ReadError, match="cannot parse the data block"):
+        read_gr(path)
