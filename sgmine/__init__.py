@@ -4,9 +4,24 @@
 >>> predictions = predict(["Ni.gr"], top_k=3)          # doctest: +SKIP
 
 The runtime needs numpy, scipy, onnxruntime and diffpy.utils; it never imports TensorFlow.
+``predict``, ``Prediction`` and ``Candidate`` live in :mod:`sgmine.scan`; they are imported
+on first use so that ``sgmine --help`` starts without loading numpy.
 """
 
-from sgmine.scan import Candidate, Prediction, predict
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["Candidate", "Prediction", "predict", "__version__"]
+
+if TYPE_CHECKING:
+    from sgmine.scan import Candidate, Prediction, predict
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Candidate", "Prediction", "predict"):
+        from sgmine import scan
+
+        return getattr(scan, name)
+    raise AttributeError(f"module 'sgmine' has no attribute {name!r}")

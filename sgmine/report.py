@@ -112,3 +112,72 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def from_csv_row(row: dict[str, str]) -> Prediction:
+    """Rebuild a Prediction from a row this module wrote (for ``--resume``)."""
+    from sgmine.scan import Candidate
+
+    candidates = []
+    i = 1
+    while f"sg_{i}" in row:
+        if row[f"sg_{i}"]:
+            candidates.append(Candidate(int(row[f"sg_{i}"]), row[f"symbol_{i}"], float(row[f"prob_{i}"])))
+        i += 1
+    ok = row["status"] == "ok"
+    message = row.get("message", "")
+    return Prediction(
+        source=row["file"],
+        status=row["status"],
+        candidates=candidates,
+        message="" if ok else message,
+        warnings=[w for w in message.split("; ") if w] if ok else [],
+        r_min=_float_or_none(row.get("r_min")),
+        r_max=_float_or_none(row.get("r_max")),
+        qmax=_float_or_none(row.get("qmax")),
+    )
+
+
+def from_record(record: dict[str, Any]) -> Prediction:
+    """Rebuild a Prediction from a JSON record this module wrote (for ``--resume``)."""
+    from sgmine.scan import Candidate
+
+    return Prediction(
+        source=record["file"],
+        status=record["status"],
+        candidates=[Candidate(int(c["space_group"]), c["symbol"], float(c["probability"])) for c in record["candidates"]],
+        message=record.get("message", ""),
+        warnings=list(record.get("warnings", [])),
+        r_min=record.get("r_min"),
+        r_max=record.get("r_max"),
+        qmax=record.get("qmax"),
+        metadata=dict(record.get("metadata", {})),
+    )
+
+
+def read_previous(path: str | Path, fmt: str) -> list[Prediction]:
+    """The predictions in an output file an earlier ``sgmine scan`` wrote (CSV or JSON).
+
+    Raises ``ValueError`` naming the file when it is not such an output.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    try:
+        if fmt == "json":
+            return [from_record(r) for r in json.loads(text)]
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if text and not text.startswith("file,status,"):
+            raise ValueError("its header is not that of an sgmine scan")
+        return [from_csv_row(r) for r in rows]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not an sgmine {fmt.upper()} output: {exc}") from None
