@@ -1,8 +1,9 @@
 """The ``sgmine`` command line: ``scan`` PDFs for candidate space groups, ``info`` on a model.
 
 Exit status of ``sgmine scan``: 0 when every input was scored, 1 when some inputs were error
-rows (the others are still scored and written), 2 for a usage error or a model that cannot
-be used (nothing is written then).
+rows or a ``--report`` reporter failed on some file (the others are still scored and the table
+is written; the message column says what failed), 2 for a usage error, an unknown or
+unloadable reporter, or a model that cannot be used (nothing is written then).
 """
 
 from __future__ import annotations
@@ -66,9 +67,17 @@ def scan(
         None, "--format", "-f", help="csv or json [default: from --out's suffix, else csv]."
     ),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="PDFs scored per model call."),
+    report_names: Optional[List[str]] = typer.Option(
+        None, "--report", "-r",
+        help="Reporter run on each scored file; repeat for more: csv (the table, always written), "
+        "json (a <file>.sgmine.json sidecar next to each input), or any installed through the "
+        "'sgmine.reporters' entry point.  [default: csv]",
+    ),
 ) -> None:
     """Score PDFs and write the top-k candidate space groups of each, one row per input."""
+    from sgmine import __version__
     from sgmine.report import atomic_write, to_csv, to_json
+    from sgmine.reporters import DEFAULT_REPORTERS, ReportContext, ReporterError, load_reporters, run_reporters
     from sgmine.scan import expand_paths, iter_predictions
 
     if fmt is None:
@@ -80,6 +89,12 @@ def scan(
         _fail(f"--out {out} is a directory; give a file name")
     if out is not None and not out.parent.exists():
         _fail(f"--out {out}: directory {out.parent} does not exist")
+
+    names = [n.strip() for value in (report_names or DEFAULT_REPORTERS) for n in value.split(",") if n.strip()]
+    try:
+        reporters = load_reporters(names)
+    except ReporterError as exc:
+        _fail(str(exc))
 
     items = expand_paths(paths)
     model = _load_model(model_path)
@@ -98,6 +113,11 @@ def scan(
                 )
             )
 
+    context = ReportContext(model.info, str(model.path), top_k, __version__)
+    report_failures = run_reporters(predictions, reporters, context)
+    for failure in report_failures:
+        typer.echo(f"sgmine: {failure.source}: {failure.message}", err=True)
+
     text = to_json(predictions) if fmt == "json" else to_csv(predictions, top_k)
     if out is None:
         sys.stdout.write(text)
@@ -110,6 +130,9 @@ def scan(
     failed = sum(not p.ok for p in predictions)
     if failed:
         typer.echo(f"sgmine: {failed} of {len(predictions)} inputs could not be scored (see message column)", err=True)
+    if report_failures:
+        typer.echo(f"sgmine: {len(report_failures)} reporter call(s) failed (see message column)", err=True)
+    if failed or report_failures:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
@@ -177,6 +200,37 @@ def simulate(
     if failed:
         typer.echo(f"sgmine: {failed} of {len(structures)} structures could not be simulated", err=True)
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command()
+def refine(
+    paths: List[str] = typer.Argument(..., help="PDF files, globs, or directories (their .gr files).", show_default=False),
+    cif_dir: Path = typer.Option(..., "--cif-dir", "-c", help="Folder of candidate structures (*.cif).", show_default=False),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidate space groups whose structures are refined."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table here (atomically) instead of stdout."),
+    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    qmax: Optional[float] = typer.Option(None, "--qmax", help="Qmax (1/Å) for files whose header has none [default: 0, no termination ripples]."),
+    qdamp: Optional[float] = typer.Option(None, "--qdamp", help="Qdamp (1/Å) for files whose header has none [default: 0.04]."),
+    fit_qdamp: bool = typer.Option(False, "--fit-qdamp", help="Refine Qdamp too (for a calibration standard such as Ni)."),
+    rmin: float = typer.Option(1.5, "--rmin", help="Fit range start (Å)."),
+    rmax: float = typer.Option(30.0, "--rmax", help="Fit range end (Å)."),
+    plot_dir: Optional[Path] = typer.Option(None, "--plot-dir", help="Where <file>.best-fit.png goes [default: --out's folder, else the current one]."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw each file's best fit (data, model, difference)."),
+) -> None:
+    """Refine every library structure in the top-k space groups against the measured G(r) with
+    pdffit2 (scale, lattice, isotropic ADPs, delta2); rows sorted by Rw. Needs the sgmine-diffpy
+    plugin (pip install ./plugins/sgmine-diffpy)."""
+    try:
+        from sgmine_diffpy.cli import run_refine
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("sgmine_diffpy"):
+            _fail("sgmine refine needs the sgmine-diffpy plugin: install plugins/sgmine-diffpy "
+                  "(pip install ./plugins/sgmine-diffpy)")
+        _fail(f"the sgmine-diffpy plugin needs {exc.name}, which is not installed "
+              "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
+    status = run_refine(paths, cif_dir, top_k=top_k, out=out, model_path=model_path, qmax=qmax, qdamp=qdamp,
+                        rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp, plot_dir=plot_dir, plot=plot)
+    raise typer.Exit(status)
 
 
 def main() -> None:

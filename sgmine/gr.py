@@ -79,13 +79,17 @@ def clean_header(raw: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def read_gr(path: str | os.PathLike) -> Curve:
+def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None) -> Curve:
     """Read a PDF file into a :class:`Curve` (r and G as float64 arrays, header metadata).
 
     Rows after the data block that do not fit it (for example a last line cut short while the
     file is still being written) are ignored with a warning in ``Curve.warnings``. Raises
     :class:`ReadError` with a message naming the file for anything that is not a readable
     numeric file of at least two columns.
+
+    With ``r_range=(rmin, rmax)`` only the rows from two below ``rmin`` to two above ``rmax``
+    are parsed (found by bisection on r), which is all that resampling onto a grid over that
+    range uses; a file whose r is not increasing is parsed whole.
     """
     path = Path(path)
     raw = _read_bytes(path)
@@ -96,6 +100,9 @@ def read_gr(path: str | os.PathLike) -> Curve:
         raise ReadError(f"{path}: no block of numeric data found")
     start, ncols = found
     header = _parse_header(lines[:start])
+    window = _window(lines, start, ncols, r_range) if r_range is not None and ncols >= 2 else None
+    if window is not None:
+        return Curve(r=window[:, 0].copy(), g=window[:, 1].copy(), metadata=header, source=str(path), warnings=warnings)
     try:
         data, end = _parse_block(lines, start, ncols)
     except ValueError as exc:  # rows that Python's float() takes but numpy's parser does not
@@ -230,6 +237,59 @@ def _parse_block(lines: list[str], start: int, ncols: int) -> tuple[np.ndarray, 
 def _loadtxt(lines: list[str], sep: str | None, ncols: int) -> np.ndarray:
     """numpy's parser on data lines; extra columns on some lines are ignored, as diffpy.utils does."""
     return np.loadtxt(lines, delimiter=sep, comments="#", ndmin=2, usecols=range(ncols), dtype=np.float64)
+
+
+def _first_number(line: str) -> float | None:
+    try:
+        return float(_SEPARATORS.split(line.strip(), maxsplit=1)[0])
+    except ValueError:
+        return None
+
+
+def _window(lines: list[str], start: int, ncols: int, r_range: tuple[float, float]) -> np.ndarray | None:
+    """The rows of the block around ``r_range``, or None when r is not plainly increasing."""
+    end = len(lines)
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    probes: dict[int, float] = {}
+
+    def r_at(i: int) -> float:
+        if i not in probes:
+            value = _first_number(lines[i])
+            if value is None:
+                raise ValueError(i)
+            probes[i] = value
+        return probes[i]
+
+    def first_index(predicate) -> int:
+        lo, hi = start, end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if predicate(r_at(mid)):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    if _numbers(lines[end - 1]) < ncols:  # a last row cut short: the full parse reports it
+        return None
+    try:
+        r_at(start), r_at(end - 1)
+        i_lo = first_index(lambda r: r >= r_range[0])
+        i_hi = first_index(lambda r: r > r_range[1])
+    except ValueError:
+        return None
+    ordered = [probes[i] for i in sorted(probes)]
+    if any(b <= a for a, b in zip(ordered, ordered[1:])):
+        return None
+    a, b = max(start, i_lo - 2), min(end, i_hi + 2)
+    try:
+        data = _loadtxt(lines[a:b], _separator(lines[start]), ncols)
+    except ValueError:
+        return None
+    if len(data) < 2 or np.any(np.diff(data[:, 0]) <= 0) or not np.isfinite(data[:, 0]).all():
+        return None
+    return data
 
 
 def _separator(line: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -82,12 +83,12 @@ def expand_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
     return paths
 
 
-def _load_item(item: Item) -> Curve:
-    """Read a path, or wrap an ``(r, G)`` pair, as a :class:`Curve`."""
+def _load_item(item: Item, r_range: tuple[float, float]) -> Curve:
+    """Read a path (only its rows around ``r_range``), or wrap an ``(r, G)`` pair, as a :class:`Curve`."""
     if isinstance(item, (str, os.PathLike)):
         if os.path.isdir(item):
             raise ReadError(f"{os.fspath(item)}: is a directory with no .gr files")
-        return read_gr(item)
+        return read_gr(item, r_range=r_range)
     if isinstance(item, Curve):
         return item
     try:
@@ -114,7 +115,7 @@ def _prepare(item: Item, index: int, model: Model) -> tuple[Prediction, np.ndarr
     """Read and resample one input; an error Prediction (and None) when that fails."""
     source = _describe(item, index)
     try:
-        curve = _load_item(item)
+        curve = _load_item(item, (model.grid.rmin, model.grid.rmax))
         on_grid = resample(curve.r, curve.g, model.grid)
     except (ReadError, GridError) as exc:
         message = str(exc)
@@ -146,6 +147,20 @@ def top_candidates(probs: np.ndarray, model: Model, top_k: int) -> list[list[Can
     ]
 
 
+def _prepare_batch(items: Sequence[Item], start: int, model: Model) -> list[tuple[Prediction, np.ndarray | None]]:
+    return [_prepare(item, start + i, model) for i, item in enumerate(items)]
+
+
+def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model, top_k: int) -> list[Prediction]:
+    rows = [values for _, values in batch if values is not None]
+    if rows:
+        ranked = iter(top_candidates(model.predict_proba(np.stack(rows)), model, top_k))
+        for prediction, values in batch:
+            if values is not None:
+                prediction.candidates = next(ranked)
+    return [prediction for prediction, _ in batch]
+
+
 def iter_predictions(
     items: Sequence[Item],
     model: Model,
@@ -155,21 +170,27 @@ def iter_predictions(
 ) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per item, in order, scoring ``batch_size`` items at a time.
 
+    The next batch is read and resampled in a background thread while the model scores the
+    current one (onnxruntime releases the GIL), so reading and scoring overlap.
     ``on_progress(n)`` is called after each batch with the number of items it finished.
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    for start in range(0, len(items), batch_size):
-        batch = [_prepare(item, start + i, model) for i, item in enumerate(items[start : start + batch_size])]
-        rows = [values for _, values in batch if values is not None]
-        if rows:
-            ranked = iter(top_candidates(model.predict_proba(np.stack(rows)), model, top_k))
-            for prediction, values in batch:
-                if values is not None:
-                    prediction.candidates = next(ranked)
-        yield from (prediction for prediction, _ in batch)
-        if on_progress is not None:
-            on_progress(len(batch))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    starts = list(range(0, len(items), batch_size))
+    if not starts:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgmine-read") as reader:
+        pending = reader.submit(_prepare_batch, items[0:batch_size], 0, model)
+        for k, start in enumerate(starts):
+            batch = pending.result()
+            if k + 1 < len(starts):
+                nxt = starts[k + 1]
+                pending = reader.submit(_prepare_batch, items[nxt : nxt + batch_size], nxt, model)
+            yield from _score_batch(batch, model, top_k)
+            if on_progress is not None:
+                on_progress(len(batch))
 
 
 @lru_cache(maxsize=4)

@@ -95,3 +95,37 @@ def test_numpy_unparseable_rows_fall_back_to_diffpy(tmp_path):
     path.write_text("".join(f"{i}_0.5 {i}\n" for i in range(20)))
     with pytest.raises(ReadError, match="cannot parse the data block"):
         read_gr(path)
+
+
+def _all_example_files():
+    from pathlib import Path
+
+    root = Path(__file__).parent
+    return sorted((root.parent / "examples" / "data").glob("*.gr")) + sorted((root / "data" / "bad").glob("*.gr"))
+
+
+@pytest.mark.parametrize("path", _all_example_files(), ids=lambda p: p.name)
+def test_windowed_read_resamples_identically(path):
+    """Reading only the rows around the grid gives exactly the grid values of a full read."""
+    from sgmine.grid import Grid, GridError, resample
+
+    grid = Grid()
+    outcomes = []
+    for r_range in (None, (grid.rmin, grid.rmax)):
+        try:
+            curve = read_gr(path, r_range=r_range)
+            outcomes.append(resample(curve.r, curve.g, grid).values)
+        except (ReadError, GridError) as exc:
+            outcomes.append(type(exc).__name__)
+    if isinstance(outcomes[0], str):
+        assert outcomes[1] == outcomes[0]
+    else:
+        np.testing.assert_array_equal(outcomes[1], outcomes[0])
+
+
+def test_windowed_read_parses_only_the_rows_it_needs(data_dir):
+    full = read_gr(data_dir / "Ni.gr")
+    window = read_gr(data_dir / "Ni.gr", r_range=(1.5, 30.0))
+    assert window.r[0] < 1.5 < 30.0 < window.r[-1]
+    assert window.r.size < full.r.size // 2 + 10
+    assert window.metadata == full.metadata

@@ -17,6 +17,17 @@ app = typer.Typer(
 
 # Commands are registered below, one block per module.
 
+from training import baseline, evaluate, export, fit  # noqa: E402  (light modules: TF loads inside commands)
+
+app.command("fit")(fit.fit_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("baseline")(baseline.baseline_command)
+app.command("export")(export.export_command)
+
+from training import dataset  # noqa: E402  (light: pyxtal, diffpy and dask load inside the command)
+
+app.command("dataset")(dataset.dataset_command)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -1,0 +1,357 @@
+"""Scan throughput: sgmine against the reference pipeline, measured side by side in one run.
+
+The reference way to score PDFs: start Python, import TensorFlow, read each file with
+diffpy.utils, resample with scipy, ``model.predict``. This script builds N .gr files from the
+measured examples (Ni, Si, CdSe with a little noise, headers kept), then times:
+
+  (a) ``sgmine scan`` end to end (a fresh process, as a user runs it),
+  (b) the reference pipeline with the same CNN in Keras (a fresh process),
+  (c) scoring alone: onnxruntime float32 (default session and sgmine's), onnxruntime INT8,
+      Keras ``predict``,
+  (d) reading alone: sgmine's reader against diffpy.utils ``load_data``,
+
+and prints PDFs/s, ratios, peak memory, time to the first result, CLI start-up time, and
+scoring speed as a share of this machine's float32 GEMM peak (measured here, with numpy).
+
+Needs the ``train`` extra (TensorFlow, tf2onnx) for the Keras side::
+
+    python benchmarks/bench_scan.py --n 1000
+    python benchmarks/bench_scan.py --n 1000 --keras runs/x/model.keras --dataset data/ds  # trained model
+
+Without ``--keras`` the reference CNN is built with random weights: speed does not depend
+on the weights, INT8 agreement does, so agreement is reported only for a trained model
+with a dataset (``--dataset``; its structure-disjoint test split is used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "data"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def make_files(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """N .gr files: the measured examples with 1% noise each, their headers kept."""
+    from sgmine.gr import read_gr
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sources = []
+    for name in ("Ni.gr", "Si.gr", "CdSe-nanoparticle.gr"):
+        text = (EXAMPLES / name).read_text()
+        curve = read_gr(EXAMPLES / name)
+        lines = text.splitlines()
+        header = "\n".join(lines[: next(i for i, l in enumerate(lines) if l.strip() and _numeric(l))])
+        sources.append((name, header, curve.r, curve.g))
+    paths = []
+    for i in range(n):
+        name, header, r, g = sources[i % len(sources)]
+        noisy = g + rng.normal(0, 0.01 * g.std(), g.size)
+        body = "\n".join(f"{a:.4f} {b:.6g}" for a, b in zip(r, noisy))
+        path = folder / f"{i:05d}_{name}"
+        path.write_text((header + "\n" if header else "") + body + "\n")
+        paths.append(path)
+    return paths
+
+
+def _numeric(line: str) -> bool:
+    try:
+        [float(t) for t in line.split()]
+        return True
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------- models
+
+def build_models(workdir: Path, keras_path: Path | None) -> tuple[Path, Path]:
+    """The Keras model (given, or the reference CNN with seeded random weights) and its ONNX export."""
+    import keras
+
+    from sgmine.model import ModelInfo, attach_metadata
+    from training.cnn import DEFAULT_CLASSES, build_model
+    from training.export import keras_to_onnx
+    from training.symbols import hm_symbols
+
+    if keras_path is None:
+        keras.utils.set_random_seed(0)
+        model = build_model(len(DEFAULT_CLASSES))
+        keras_path = workdir / "cnn.keras"
+        model.save(keras_path)
+        classes = DEFAULT_CLASSES
+    else:
+        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+        classes = DEFAULT_CLASSES[: int(model.outputs[0].shape[-1])]
+        run = json.loads((keras_path.parent / "run.json").read_text()) if (keras_path.parent / "run.json").exists() else {}
+        classes = tuple(run.get("classes", classes))
+    proto = keras_to_onnx(model)
+    attach_metadata(proto, ModelInfo(tuple(classes), hm_symbols(classes), model_version="benchmark"))
+    onnx_path = workdir / "cnn.onnx"
+    onnx_path.write_bytes(proto.SerializeToString())
+    return keras_path, onnx_path
+
+
+def quantize(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
+    """Static INT8 quantisation (QDQ, per-channel weights) calibrated on ``calibration`` curves."""
+    from training.quantize import quantize_model
+
+    return quantize_model(fp32, out, calibration)
+
+
+def flops_per_pdf(onnx_path: Path) -> float:
+    """Multiply-adds ×2 of the Conv and MatMul/Gemm nodes of the graph, for one input."""
+    import onnx
+    from onnx import shape_inference
+
+    model = shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    shapes = {}
+    for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        dims = [d.dim_value if d.dim_value > 0 else 1 for d in v.type.tensor_type.shape.dim]
+        shapes[v.name] = dims
+    inits = {i.name: list(i.dims) for i in model.graph.initializer}
+    total = 0.0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            w = inits.get(node.input[1]) or shapes.get(node.input[1])
+            out = shapes.get(node.output[0])
+            if w and out:
+                total += 2.0 * np.prod(out) * np.prod(w[1:])
+        elif node.op_type in ("MatMul", "Gemm"):
+            a = shapes.get(node.input[0])
+            b = inits.get(node.input[1]) or shapes.get(node.input[1])
+            if a and b:
+                total += 2.0 * np.prod(a) * b[-1]
+    return total
+
+
+# ----------------------------------------------------------------------------- timings
+
+def best_rate(fn, count: int, repeats: int = 3) -> float:
+    """Items per second of the fastest of ``repeats`` calls of ``fn`` (which handles ``count`` items)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return count / min(times)
+
+
+def gemm_peak(threads: int) -> float:
+    """float32 GEMM GFLOP/s of numpy's BLAS on this machine, best of several 1024³ products."""
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    b = np.random.default_rng(1).random((1024, 1024), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(10))
+    return 2 * 1024**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(proc.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def run_process(cmd: list[str], first_line_after: int | None = None) -> dict:
+    """Wall time, peak RSS (MiB) and, optionally, time until stdout line ``first_line_after`` + 1.
+
+    The command is started by a small launcher process: a child forked straight from this
+    (large) process would report this process's peak memory as its own.
+    """
+    with tempfile.NamedTemporaryFile(suffix=".rss") as rss:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, rss.name, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        first = None
+        lines = 0
+        for line in proc.stdout:
+            lines += 1
+            if first is None and first_line_after is not None and lines > first_line_after:
+                first = time.perf_counter() - t0
+        err = proc.stderr.read()
+        proc.wait()
+        wall = time.perf_counter() - t0
+        peak_kib = int(Path(rss.name).read_text() or 0)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
+    return {"wall_s": wall, "peak_mib": peak_kib / 1024, "first_result_s": first, "lines": lines}
+
+
+REFERENCE_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    t0 = time.perf_counter()
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    from diffpy.utils.parsers import load_data
+    from scipy.interpolate import interp1d
+    model = keras.saving.load_model(sys.argv[1], compile=False)
+    r_grid = np.linspace(1.5, 30, 209)
+    rows = []
+    for path in sys.argv[2:]:
+        data = load_data(path)
+        g = interp1d(data[:, 0], data[:, 1], kind="quadratic")(r_grid)
+        rows.append((g - g.min()) / (g.max() - g.min()))
+    x = np.array(rows)[:, :, None]
+    first = None
+    probs = model.predict(x, batch_size=256, verbose=0)
+    print("file,sg")
+    for path, p in zip(sys.argv[2:], probs):
+        print(path, int(np.argmax(p)), sep=",")
+    """
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="number of .gr files")
+    parser.add_argument("--keras", type=Path, help="trained Keras model (default: reference CNN, random weights)")
+    parser.add_argument("--dataset", type=Path, help="dataset for INT8 agreement (its test split)")
+    parser.add_argument("--workdir", type=Path, help="keep files here (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sgmine-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    threads = os.cpu_count() or 1
+    figures: dict = {"n_files": args.n, "cpu_count": threads}
+
+    print(f"building {args.n} files in {workdir / 'files'} ...", flush=True)
+    paths = make_files(workdir / "files", args.n)
+    keras_path, onnx_path = build_models(workdir, args.keras)
+
+    from diffpy.utils.parsers import load_data
+
+    from sgmine.gr import read_gr
+    from sgmine.grid import resample
+    from sgmine.model import Model
+
+    model = Model(onnx_path)
+    x = np.stack([resample(c.r, c.g, model.grid).values for c in map(read_gr, paths)]).astype(np.float32)
+
+    # (d) reading alone
+    figures["read_sgmine_files_per_s"] = best_rate(lambda: [read_gr(p) for p in paths], len(paths))
+    figures["read_diffpy_files_per_s"] = best_rate(
+        lambda: [(load_data(p, headers=True), load_data(p)) for p in paths], len(paths)
+    )
+
+    # (c) scoring alone
+    import onnxruntime as ort
+
+    default = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = default.get_inputs()[0].name
+    x3 = x[:, :, None]
+    figures["score_ort_default_pdfs_per_s"] = best_rate(
+        lambda: [default.run(None, {name: x3[i : i + 256]}) for i in range(0, len(x3), 256)], len(x3)
+    )
+    figures["score_sgmine_fp32_pdfs_per_s"] = best_rate(lambda: model.predict_proba(x), len(x))
+    calibration = x[: min(len(x), 512)]
+    int8_path = quantize(onnx_path, workdir / "cnn.int8.onnx", calibration)
+    int8 = Model(int8_path)
+    figures["score_sgmine_int8_pdfs_per_s"] = best_rate(lambda: int8.predict_proba(x), len(x))
+    import keras
+
+    kmodel = keras.saving.load_model(keras_path, compile=False)
+    kmodel.predict(x3[:256], batch_size=256, verbose=0)
+    figures["score_keras_pdfs_per_s"] = best_rate(lambda: kmodel.predict(x3, batch_size=256, verbose=0), len(x3))
+
+    flops = flops_per_pdf(onnx_path)
+    peak = gemm_peak(threads)
+    figures["gflop_per_pdf"] = flops / 1e9
+    figures["gemm_peak_gflops"] = peak
+    figures["fp32_share_of_gemm_peak"] = figures["score_sgmine_fp32_pdfs_per_s"] * flops / 1e9 / peak
+    figures["fp32_limit_pdfs_per_s"] = peak * 1e9 / flops
+
+    if args.dataset:
+        from training.datafiles import read_dataset
+        from training.fit import FitConfig, make_split
+
+        data = read_dataset(args.dataset)
+        split = make_split(data, FitConfig())
+        xt = data.x[split.test]
+        agree = (int8.predict_proba(xt).argmax(1) == model.predict_proba(xt).argmax(1)).mean()
+        figures["int8_top1_agreement"] = float(agree)
+        figures["int8_agreement_rows"] = int(len(xt))
+
+    # (a) and (b): fresh processes, as users run them
+    sgmine_cmd = [sys.executable, "-m", "sgmine.cli", "scan", str(workdir / "files"), "--model", str(onnx_path)]
+    ref_script = workdir / "reference_pipeline.py"
+    ref_script.write_text(REFERENCE_SCRIPT)
+    ref_cmd = [sys.executable, str(ref_script), str(keras_path), *map(str, paths)]
+    runs = {"sgmine": [], "reference": []}
+    for _ in range(3):  # interleaved, so drifting machine load hits both alike
+        runs["sgmine"].append(run_process(sgmine_cmd, first_line_after=1))
+        runs["reference"].append(run_process(ref_cmd, first_line_after=1))
+    for key, results in runs.items():
+        best = min(results, key=lambda r: r["wall_s"])
+        figures[f"e2e_{key}_s"] = best["wall_s"]
+        figures[f"e2e_{key}_median_s"] = statistics.median(r["wall_s"] for r in results)
+        figures[f"e2e_{key}_pdfs_per_s"] = args.n / best["wall_s"]
+        figures[f"e2e_{key}_peak_mib"] = max(r["peak_mib"] for r in results)
+        figures[f"e2e_{key}_first_result_s"] = best["first_result_s"]
+    figures["e2e_speedup"] = figures["e2e_reference_s"] / figures["e2e_sgmine_s"]
+    help_times = [run_process([sys.executable, "-m", "sgmine.cli", "--help"])["wall_s"] for _ in range(5)]
+    figures["cli_help_s"] = statistics.median(help_times)
+
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def report(f: dict) -> None:
+    ratio = lambda a, b: f[a] / f[b]  # noqa: E731
+    print(
+        textwrap.dedent(
+            f"""
+            sgmine scan benchmark: {f['n_files']} files, {f['cpu_count']} CPUs
+            end to end (fresh process, best of 3; median in brackets)
+              sgmine scan          {f['e2e_sgmine_s']:7.2f} s ({f['e2e_sgmine_median_s']:.2f})  {f['e2e_sgmine_pdfs_per_s']:7.0f} PDFs/s  peak {f['e2e_sgmine_peak_mib']:.0f} MiB  first result {f['e2e_sgmine_first_result_s']:.2f} s
+              reference (TF+diffpy){f['e2e_reference_s']:7.2f} s ({f['e2e_reference_median_s']:.2f})  {f['e2e_reference_pdfs_per_s']:7.0f} PDFs/s  peak {f['e2e_reference_peak_mib']:.0f} MiB  first result {f['e2e_reference_first_result_s']:.2f} s
+              speed-up             {f['e2e_speedup']:7.2f} x
+            scoring alone (PDFs/s, best of 3)
+              onnxruntime fp32, default session {f['score_ort_default_pdfs_per_s']:7.0f}
+              onnxruntime fp32, sgmine          {f['score_sgmine_fp32_pdfs_per_s']:7.0f}
+              onnxruntime INT8, sgmine          {f['score_sgmine_int8_pdfs_per_s']:7.0f}  ({ratio('score_sgmine_int8_pdfs_per_s', 'score_sgmine_fp32_pdfs_per_s'):.2f} x fp32)
+              Keras predict                     {f['score_keras_pdfs_per_s']:7.0f}
+            CNN cost {f['gflop_per_pdf']:.3f} GFLOP/PDF; float32 GEMM peak {f['gemm_peak_gflops']:.0f} GFLOP/s (numpy, measured now)
+              -> fp32 limit {f['fp32_limit_pdfs_per_s']:.0f} PDFs/s; sgmine fp32 reaches {100 * f['fp32_share_of_gemm_peak']:.0f}% of it
+            reading alone (files/s, best of 3)
+              sgmine read_gr      {f['read_sgmine_files_per_s']:7.0f}
+              diffpy load_data    {f['read_diffpy_files_per_s']:7.0f}   ({ratio('read_sgmine_files_per_s', 'read_diffpy_files_per_s'):.2f} x)
+            CLI start-up (sgmine --help, median of 5): {f['cli_help_s']:.3f} s
+            """
+        ).rstrip()
+    )
+    if "int8_top1_agreement" in f:
+        print(f"INT8 top-1 agreement with fp32: {100 * f['int8_top1_agreement']:.2f}% of {f['int8_agreement_rows']} test PDFs")
+    else:
+        print("INT8 top-1 agreement: not measured (needs a trained --keras model and its --dataset)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Checking candidates against physics: a least-squares fit of each candidate structure to the
+measured G(r) with diffpy.pdffit2, the engine behind PDFgui.
+
+What is refined (one pdffit2 phase per candidate, positions and occupancies held at the
+library's values):
+
+- ``scale`` (data scale factor),
+- the lattice parameters that the space group leaves free (the ``latpars`` of
+  ``constrainAsSpaceGroup``: ``a`` for cubic, ``a`` and ``c`` for tetragonal/hexagonal, ...),
+- one isotropic U per symmetry-independent site (U11 = U22 = U33, off-diagonal 0),
+- ``delta2`` (correlated motion, sharpens near-neighbour peaks),
+- optionally ``qdamp`` (``fit_qdamp=True``; do this for a calibration standard like Ni).
+
+The fit runs in three stages (scale; + lattice; + ADPs, delta2 [, qdamp]) so that a poor
+start does not send the ADPs astray. The fit range defaults to 1.5–30 Å, the range the CNN
+sees. Qmax and Qdamp come from the file header (``qmax``, ``qdamp``) where present, else
+from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
+:data:`DEFAULT_QDAMP`. Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
+(unit weights, since .gr files rarely carry usable uncertainties).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sgmine.gr import Curve, header_value, read_gr
+
+from sgmine_diffpy.candidates import CandidateModel
+
+#: Default fit range (Å): the r-range of the CNN's grid.
+DEFAULT_RMIN, DEFAULT_RMAX = 1.5, 30.0
+#: Qdamp (Å⁻¹) used when neither the file header nor the caller gives one; typical of
+#: rapid-acquisition synchrotron PDF setups (0.02–0.06).
+DEFAULT_QDAMP = 0.04
+#: Least-squares iterations allowed per stage (a matching structure converges in far fewer).
+DEFAULT_MAX_STEPS = 40
+
+LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
+OK, ERROR = "ok", "error"
+
+# pdffit2 variable numbers
+_SCALE, _DELTA2, _QDAMP, _LAT0, _U0 = 1, 2, 3, 11, 101
+
+
+@dataclass
+class FitResult:
+    """One candidate structure fitted to one measured PDF (or, with status "error" and no
+    candidate, a file that could not be scored or matched)."""
+
+    source: str
+    cif: str
+    space_group: int | None
+    symbol: str
+    model_rank: int | None
+    probability: float | None
+    status: str = OK
+    rw: float | None = None
+    scale: float | None = None
+    lattice: dict[str, float] = field(default_factory=dict)
+    uiso: dict[str, float] = field(default_factory=dict)
+    delta2: float | None = None
+    qmax: float | None = None
+    qdamp: float | None = None
+    rmin: float | None = None
+    rmax: float | None = None
+    npoints: int = 0
+    message: str = ""
+    r: np.ndarray | None = None
+    g_obs: np.ndarray | None = None
+    g_calc: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def experiment_settings(curve: Curve, qmax: float | None, qdamp: float | None) -> tuple[float, float, list[str]]:
+    """``(qmax, qdamp, notes)``: the header's values where present, else the arguments, else
+    Qmax 0 (no termination ripples) and :data:`DEFAULT_QDAMP`."""
+    notes = []
+    header_qmax, header_qdamp = _float(header_value(curve.metadata, "qmax")), _float(header_value(curve.metadata, "qdamp"))
+    q = header_qmax if header_qmax is not None else qmax
+    if q is None:
+        q = 0.0
+        notes.append("Qmax unknown (not in header, not given): termination ripples not modelled")
+    d = header_qdamp if header_qdamp is not None else qdamp
+    if d is None:
+        d = DEFAULT_QDAMP
+        notes.append(f"Qdamp not in header or given: {DEFAULT_QDAMP:g} assumed")
+    return float(q), float(d), notes
+
+
+def fit_candidate(
+    candidate: CandidateModel,
+    curve: Curve,
+    qmax: float | None = None,
+    qdamp: float | None = None,
+    rmin: float = DEFAULT_RMIN,
+    rmax: float = DEFAULT_RMAX,
+    fit_qdamp: bool = False,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> FitResult:
+    """Refine ``candidate``'s structure against ``curve`` with pdffit2 (see the module text).
+
+    Each stage stops after ``max_steps`` least-squares iterations (noted in the message when it
+    had not converged). When a later stage breaks down (pdffit2's "singular matrix", typical
+    of a structure that does not match the data at all), the result is the previous stage's,
+    with a note. Never raises for a fit that fails: the result then has ``status="error"``.
+    """
+    result = FitResult(
+        source=candidate.source, cif=candidate.cif, space_group=candidate.space_group,
+        symbol=candidate.symbol, model_rank=candidate.model_rank, probability=candidate.probability,
+    )
+    q, d, notes = experiment_settings(curve, qmax, qdamp)
+    in_range = (curve.r >= rmin) & (curve.r <= rmax)
+    if in_range.sum() < 10:
+        return _failed(result, f"only {int(in_range.sum())} data points within {rmin:g}–{rmax:g} Å")
+    chatter = io.StringIO()
+    try:
+        with _pdffit_output(chatter):
+            pf, lattice_vars, adp_vars = _setup(candidate, curve, q, d, rmin, rmax, fit_qdamp)
+            notes += _refine_in_stages(pf, lattice_vars, adp_vars, fit_qdamp, max_steps)
+            _collect(pf, candidate, result, fit_qdamp)
+    except Exception as exc:  # pdffit2 signals bad input and divergence with assorted errors
+        last = [line for line in chatter.getvalue().splitlines() if line.strip()][-1:]
+        detail = f" [{last[0].strip()}]" if last else ""
+        return _failed(result, f"pdffit2 failed: {type(exc).__name__}: {exc}{detail}")
+    result.qmax, result.rmin, result.rmax = q, rmin, rmax
+    if not fit_qdamp:
+        result.qdamp = d
+    notes += _physics_notes(result)
+    result.message = "; ".join(notes)
+    return result
+
+
+def _refine_in_stages(pf, lattice_vars: list[int], adp_vars: list[int], fit_qdamp: bool, max_steps: int) -> list[str]:
+    """Scale; + lattice; + ADPs, delta2 [, qdamp]. Returns notes on stages that fell short."""
+    last = [_SCALE, *lattice_vars, *adp_vars, _DELTA2] + ([_QDAMP] if fit_qdamp else [])
+    stages = [("scale", [_SCALE]), ("lattice", [_SCALE, *lattice_vars]), ("ADP/delta2", last)]
+    notes: list[str] = []
+    for index, (name, free) in enumerate(stages):
+        before = {var: pf.getpar(var) for var in last}
+        try:
+            if not _run_stage(pf, free, max_steps):
+                notes.append(f"{name} stage stopped after {max_steps} iterations (not converged)")
+        except Exception as exc:
+            if index == 0:
+                raise
+            for var, value in before.items():
+                pf.setpar(var, value)
+            _run_stage(pf, stages[index - 1][1], max_steps)
+            notes.append(f"{name} stage failed ({type(exc).__name__}: {exc}); result of the {stages[index - 1][0]} stage")
+            break
+    return notes
+
+
+def _run_stage(pf, free: list[int], max_steps: int) -> bool:
+    """Refine the variables ``free`` (the others held); True when pdffit2 converged."""
+    pf.fixpar("ALL")
+    for var in free:
+        pf.freepar(var)
+    for _ in range(max_steps):
+        if pf.refine_step():
+            return True
+    return False
+
+
+def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp):
+    """A PdfFit with data, structure and constraints; also its lattice and ADP variables."""
+    from diffpy.pdffit2 import PdfFit
+
+    pf = PdfFit()
+    pf.add_structure(candidate.structure)
+    keep = curve.r > 0  # pdffit2 turns every residual into NaN when the data include r = 0
+    pf.read_data_lists("X", qmax, qdamp, curve.r[keep].tolist(), curve.g[keep].tolist())
+    pf.pdfrange(1, rmin, rmax)
+    pf.constrain(pf.dscale(), f"@{_SCALE}")
+    pf.setpar(_SCALE, 1.0)
+    pf.constrain(pf.delta2(), f"@{_DELTA2}")
+    pf.setpar(_DELTA2, 1.0)
+    if fit_qdamp:
+        pf.constrain(pf.qdamp(), f"@{_QDAMP}")
+        pf.setpar(_QDAMP, qdamp)
+    lattice = candidate.phase.getLattice()
+    lattice_vars = []
+    for i, name in enumerate(LATTICE_NAMES):
+        par = getattr(lattice, name)
+        if par.const:
+            continue  # fixed by the space group (90° or 120°)
+        if par.constrained:  # srfit ties b, c to a and beta, gamma to alpha
+            pf.constrain(pf.lat(i + 1), f"@{_LAT0 if i < 3 else _LAT0 + 3}")
+        else:
+            pf.constrain(pf.lat(i + 1), f"@{_LAT0 + i}")
+            pf.setpar(_LAT0 + i, float(par.value))
+            lattice_vars.append(_LAT0 + i)
+    sites = sorted(set(candidate.entry.sites))
+    for atom_index, site in enumerate(candidate.entry.sites, start=1):
+        var = _U0 + sites.index(site)
+        for u in (pf.u11, pf.u22, pf.u33):
+            pf.constrain(u(atom_index), f"@{var}")
+        pf.setpar(var, float(candidate.structure[site].Uisoequiv))
+    return pf, lattice_vars, [_U0 + i for i in range(len(sites))]
+
+
+def _collect(pf, candidate, result: FitResult, fit_qdamp: bool) -> None:
+    result.rw = float(pf.getrw())
+    result.scale = float(pf.getpar(_SCALE))
+    result.delta2 = float(pf.getpar(_DELTA2))
+    if fit_qdamp:
+        result.qdamp = float(pf.getpar(_QDAMP))
+    result.lattice = {name: float(pf.getvar(pf.lat(i + 1))) for i, name in enumerate(LATTICE_NAMES)}
+    for site in sorted(set(candidate.entry.sites)):
+        result.uiso[candidate.structure[site].label] = float(pf.getvar(pf.u11(site + 1)))
+    result.r = np.array(pf.getR())
+    result.g_obs = np.array(pf.getpdf_obs())
+    result.g_calc = np.array(pf.getpdf_fit())
+    result.npoints = len(result.r)
+
+
+def _physics_notes(result: FitResult) -> list[str]:
+    notes = [f"negative Uiso at {label} (unphysical)" for label, u in result.uiso.items() if u < 0]
+    if result.scale is not None and result.scale <= 0:
+        notes.append("scale <= 0: the model does not match the data")
+    if result.delta2 is not None and result.delta2 < 0:
+        notes.append("negative delta2 (unphysical)")
+    if result.rw is None or not math.isfinite(result.rw):
+        notes.append("Rw is not finite")
+    return notes
+
+
+def _failed(result: FitResult, message: str) -> FitResult:
+    result.status, result.message = ERROR, message
+    return result
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class _pdffit_output:
+    """Send pdffit2's progress chatter to ``sink`` for the duration of a ``with`` block."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    def __enter__(self):
+        from diffpy.pdffit2 import redirect_stdout
+
+        redirect_stdout(self.sink)
+        return self.sink
+
+    def __exit__(self, *exc):
+        from diffpy.pdffit2 import redirect_stdout
+
+        redirect_stdout(sys.stdout)
+        return False
+
+
+def sort_by_rw(results: Sequence[FitResult]) -> list[FitResult]:
+    """Fitted results by ascending Rw, then the failed ones, each group in its given order."""
+    return sorted(results, key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0))
+
+
+def refine_candidates(
+    gr,
+    structures,
+    top_k: int = 3,
+    model=None,
+    qmax: float | None = None,
+    qdamp: float | None = None,
+    rmin: float = DEFAULT_RMIN,
+    rmax: float = DEFAULT_RMAX,
+    fit_qdamp: bool = False,
+) -> list[FitResult]:
+    """Score ``gr`` (a PDF file), pair its top-``top_k`` groups with the library structures of
+    those groups (:func:`~sgmine_diffpy.candidates.candidate_models`) and refine each with
+    pdffit2. Returns the results sorted by Rw, best first; failed fits last.
+    """
+    from sgmine_diffpy.candidates import candidate_models
+
+    curve = read_gr(gr) if isinstance(gr, (str, os.PathLike)) else gr
+    candidates = candidate_models(gr, structures, top_k=top_k, model=model)
+    return sort_by_rw(
+        [fit_candidate(c, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp) for c in candidates]
+    )
+
+
+RESULT_COLUMNS = [
+    "file", "cif", "space_group", "model_rank", "probability", "rw", "symbol",
+    "scale", *LATTICE_NAMES, "uiso", "delta2", "qmax", "qdamp", "rmin", "rmax", "npoints", "status", "message",
+]
+
+
+def result_row(result: FitResult) -> list[str]:
+    """One CSV row in :data:`RESULT_COLUMNS` order."""
+    num = lambda v, digits: "" if v is None else f"{v:.{digits}f}"  # noqa: E731
+    return [
+        result.source, result.cif, "" if result.space_group is None else str(result.space_group),
+        "" if result.model_rank is None else str(result.model_rank), num(result.probability, 4), num(result.rw, 4), result.symbol, num(result.scale, 4),
+        *[num(result.lattice.get(n), 5) for n in LATTICE_NAMES],
+        " ".join(f"{label}:{u:.5f}" for label, u in result.uiso.items()),
+        num(result.delta2, 4), num(result.qmax, 3), num(result.qdamp, 4),
+        num(result.rmin, 3), num(result.rmax, 3), str(result.npoints), result.status, result.message,
+    ]
+
+
+def to_csv(results: Sequence[FitResult]) -> str:
+    """The results table as CSV text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(RESULT_COLUMNS)
+    writer.writerows(result_row(r) for r in results)
+    return buffer.getvalue()

@@ -1,0 +1,217 @@
+"""Training-dataset builder: augmentation, simulation onto the runtime grid, shards, resume, Dask."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffpy.structure")
+pytest.importorskip("spglib")
+
+from sgmine.grid import Grid, resample  # noqa: E402
+from training import dataset, structures  # noqa: E402
+from training.dataset import (  # noqa: E402
+    Augmentation,
+    BuildError,
+    build_dataset,
+    nominal_variant,
+    sample_variants,
+    simulate_variants,
+    structure_rng,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "examples" / "data"
+
+
+def _cif_tasks():
+    return structures.cif_directory(DATA)  # Ni (225) and Si (227), real files
+
+
+def _tasks():
+    pytest.importorskip("pyxtal")
+    return _cif_tasks() + structures.synthetic_crystals(4, [14, 62], seed=3)
+
+
+def test_variants_are_seeded_and_within_the_documented_ranges():
+    aug = Augmentation()
+    a = sample_variants(structure_rng(7, "Ni"), 400, aug)
+    b = sample_variants(structure_rng(7, "Ni"), 400, aug)
+    c = sample_variants(structure_rng(8, "Ni"), 400, aug)
+    assert a == b and a != c
+    assert a[0] == nominal_variant() and a[0].radiation == "xray" and a[0].rmax == 30.0
+    rest = a[1:]
+    for name in ("qmax", "qdamp", "uiso", "delta2"):
+        lo, hi = getattr(aug, name)
+        values = np.array([getattr(v, name) for v in rest])
+        assert values.min() >= lo and values.max() <= hi
+    strains = np.array([v.strain for v in rest])
+    assert np.abs(strains).max() <= 0.03 and strains.min() < -0.02 and strains.max() > 0.02
+    rmax = np.array([v.rmax for v in rest])
+    assert rmax.min() >= 15.0 and 0.35 < np.mean(rmax == 30.0) < 0.65
+    neutron = np.mean([v.radiation == "neutron" for v in rest])
+    assert 0.2 < neutron < 0.4
+    diameters = np.array([v.particle_diameter for v in rest])
+    bulk = diameters == 0
+    assert 0.65 < bulk.mean() < 0.85 and diameters[~bulk].min() >= 20 and diameters[~bulk].max() <= 100
+    with pytest.raises(ValueError):
+        sample_variants(structure_rng(0, "x"), 0)
+
+
+def test_rows_are_the_runtime_resampling_of_the_simulated_curve():
+    from sgmine.simulate import PDFParams, pair_table, pdf, read_structure
+
+    structure = read_structure(DATA / "Ni.cif")
+    short = replace(nominal_variant(), rmax=18.0, strain=0.02, qmax=18.0, particle_diameter=40.0)
+    variants = [nominal_variant(), short]
+    rows, errors = simulate_variants(structure, variants, np.random.default_rng(0))
+    assert errors == [None, None]
+    table = pair_table(structure, rmax=30.0)
+    for row, v in zip(rows, variants):
+        r = np.arange(1.0, v.rmax + 1e-6, 0.01)
+        params = PDFParams(qmax=v.qmax, qdamp=v.qdamp, uiso=v.uiso, delta2=v.delta2, spdiameter=v.particle_diameter)
+        expected = resample(r, pdf(table, r, params, strain=v.strain), Grid()).values
+        np.testing.assert_allclose(row, expected, atol=1e-9)
+        assert row.min() == 0.0 and row.max() == 1.0
+    # the short curve ends at 18 Å: the runtime's zero fill leaves one constant value beyond it
+    tail = rows[1][Grid().r > 18.0]
+    assert np.ptp(tail) == 0.0 and tail[0] > 0.0
+
+
+def test_noise_changes_the_curve_by_about_its_level():
+    from sgmine.simulate import read_structure
+
+    structure = read_structure(DATA / "Si.cif")
+    clean = nominal_variant()
+    noisy = replace(clean, noise=0.02)
+    rows, _ = simulate_variants(structure, [clean, noisy], np.random.default_rng(1))
+    diff = rows[1] - rows[0]
+    assert 0.005 < diff.std() < 0.05
+
+
+def test_build_writes_the_reference_format_and_resumes(tmp_path):
+    from training.datafiles import read_dataset
+
+    tasks = _tasks()
+    out = tmp_path / "ds"
+    first = build_dataset(tasks, out, augment=3, seed=1, shard_size=2, progress=False, command="test")
+    assert first.shards_built == 3 and first.shards_reused == 0
+    assert first.n_structures == 6 and first.n_rows == 18
+    assert first.counts == {14: 6, 62: 6, 225: 3, 227: 3}
+
+    x = np.loadtxt(out / "x.csv", delimiter=",")
+    y = np.loadtxt(out / "y.csv", dtype=int)
+    assert x.shape == (18, 209) and y.shape == (18,)
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert np.allclose(x.min(axis=1), 0.0) and np.allclose(x.max(axis=1), 1.0)
+    assert (out / "size_sg.csv").read_text().splitlines() == ["group,count", "14,6", "62,6", "225,3", "227,3"]
+    data = read_dataset(out)
+    assert data.classes == (14, 62, 225, 227)
+    np.testing.assert_array_equal(data.y, y)
+    assert len(set(data.groups)) == 6
+    assert data.manifest[0]["structure_id"] == "Ni" and data.manifest[0]["source"].startswith("cif:")
+    assert {m["source"] for m in data.manifest} == {f"cif:{DATA / 'Ni.cif'}", f"cif:{DATA / 'Si.cif'}", "synthetic:pyxtal"}
+    npz = read_dataset(out / "dataset.npz")
+    np.testing.assert_allclose(npz.x, x, atol=1e-7)
+    for m, label in zip(data.manifest, y):
+        assert int(m["space_group"]) == label
+
+    # the nominal Ni row is exactly the runtime's resampling of the simulated nominal curve
+    from sgmine.simulate import PDFParams, pair_table, pdf, read_structure
+
+    r = np.arange(1.0, 30.0 + 1e-6, 0.01)
+    g = pdf(pair_table(read_structure(DATA / "Ni.cif"), rmax=30.0), r, PDFParams())
+    np.testing.assert_allclose(x[0], resample(r, g, Grid()).values, atol=1e-7)
+
+    again = build_dataset(tasks, out, augment=3, seed=1, shard_size=2, progress=False)
+    assert again.shards_built == 0 and again.shards_reused == 3
+    (out / "work" / "shard-00001.npz").unlink()
+    resumed = build_dataset(tasks, out, augment=3, seed=1, shard_size=2, progress=False)
+    assert resumed.shards_built == 1 and resumed.structures_built == 2
+    np.testing.assert_array_equal(np.loadtxt(out / "x.csv", delimiter=","), x)
+
+    with pytest.raises(BuildError, match="different build"):
+        build_dataset(tasks, out, augment=4, seed=1, shard_size=2, progress=False)
+    fresh = build_dataset(tasks, out, augment=2, seed=1, shard_size=2, progress=False, fresh=True)
+    assert fresh.n_rows == 12 and fresh.shards_built == 3
+
+
+def test_requested_groups_filter_cif_structures_and_skips_are_counted(tmp_path):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    shutil.copy(DATA / "Ni.cif", folder / "Ni.cif")
+    shutil.copy(DATA / "Si.cif", folder / "Si.cif")
+    (folder / "broken.cif").write_text("not a cif\n")
+    summary = build_dataset(
+        structures.cif_directory(folder), tmp_path / "ds", augment=2, space_groups=[225], progress=False
+    )
+    assert summary.counts == {225: 2}
+    assert summary.skipped == {"space group not requested": 1, "unreadable or no symmetry": 1}
+    skipped = (tmp_path / "ds" / "skipped.csv").read_text()
+    assert "broken" in skipped and "spglib: 227" in skipped
+
+
+def test_nothing_to_build_is_a_clear_error(tmp_path):
+    with pytest.raises(BuildError, match="no structures"):
+        build_dataset([], tmp_path / "ds", progress=False)
+    with pytest.raises(BuildError, match="no PDFs"):
+        build_dataset(_cif_tasks(), tmp_path / "ds2", space_groups=[2], progress=False)
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_rows_as_one_process(tmp_path):
+    tasks = _tasks()
+    one = build_dataset(tasks, tmp_path / "one", augment=2, shard_size=2, workers=1, progress=False)
+    two = build_dataset(tasks, tmp_path / "two", augment=2, shard_size=3, workers=2, progress=False)
+    assert one.n_rows == two.n_rows == 12
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "one" / "dataset.npz")["x"], np.load(tmp_path / "two" / "dataset.npz")["x"]
+    )
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_rows(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    tasks = _cif_tasks()
+    local = build_dataset(tasks, tmp_path / "local", augment=2, shard_size=1, progress=False)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        via_dask = build_dataset(tasks, tmp_path / "dask", augment=2, shard_size=1, scheduler=client, progress=False)
+        by_address = build_dataset(
+            tasks, tmp_path / "addr", augment=2, shard_size=1, scheduler=cluster.scheduler_address, progress=False
+        )
+    assert via_dask.shards_built == by_address.shards_built == 2
+    for folder in ("dask", "addr"):
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "local" / "dataset.npz")["x"], np.load(tmp_path / folder / "dataset.npz")["x"]
+        )
+    assert local.counts == via_dask.counts == {225: 2, 227: 2}
+
+
+def test_dataset_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    args = ["dataset", "--cif-dir", str(DATA), "--augment", "2", "--workers", "1", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote 4 PDFs of 2 structures" in result.output
+    assert (out / "x.csv").exists() and (out / "manifest.csv").exists() and (out / "dataset.npz").exists()
+    assert "225: 2, 227: 2" in result.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "0 shards built, 1 reused" in again.output
+
+    missing = runner.invoke(app, ["dataset", "--cif-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 1 and "not a folder" in missing.output
+    bad = runner.invoke(app, ["dataset", "--synthetic", "3", "--space-groups", "2,abc", "--out", str(tmp_path / "y")])
+    assert bad.exit_code != 0
+    nothing = runner.invoke(app, ["dataset", "--out", str(tmp_path / "z")])
+    assert nothing.exit_code == 1 and "no structures" in nothing.output

@@ -1,0 +1,259 @@
+"""Structure sources for training data: CIF folders, CIF tables, PyXtal crystals, spglib labels."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffpy.structure")
+spglib = pytest.importorskip("spglib")
+
+from training import structures  # noqa: E402
+from training.structures import (  # noqa: E402
+    CifFile,
+    CifText,
+    StructureError,
+    cif_directory,
+    cif_table,
+    space_group_of,
+    synthetic_crystals,
+    wyckoff_combinations,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "examples" / "data"
+MP_TABLE = Path("/work/shared/data/structures/mp_structures.csv.gz")
+
+# Nickel written out in P1 (all four atoms listed) while its header claims P-1: the label must
+# come from the atoms (Fm-3m, 225), not from the header.
+NI_P1_CIF = """data_Ni_P1
+_symmetry_space_group_name_H-M 'P -1'
+_symmetry_Int_Tables_number 2
+_cell_length_a 3.52
+_cell_length_b 3.52
+_cell_length_c 3.52
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_symmetry_equiv_pos_as_xyz
+'x, y, z'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Ni1 Ni 0.0 0.0 0.0 1
+Ni2 Ni 0.0 0.5 0.5 1
+Ni3 Ni 0.5 0.0 0.5 1
+Ni4 Ni 0.5 0.5 0.0 1
+"""
+
+# A random Cu-Au alloy: every fcc site half Cu, half Au (two atoms on each position).
+CUAU_DISORDERED_CIF = """data_CuAu
+_cell_length_a 3.8
+_cell_length_b 3.8
+_cell_length_c 3.8
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_symmetry_equiv_pos_as_xyz
+'x, y, z'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+""" + "".join(
+    f"{el}{i} {el} {x} {y} {z} 0.5\n"
+    for i, (x, y, z) in enumerate([(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)])
+    for el in ("Cu", "Au")
+)
+
+
+def _cif_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "cifs"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(DATA / "Ni.cif", folder / "Ni.cif")
+    shutil.copy(DATA / "Si.cif", folder / "sub" / "Si.CIF")
+    (folder / "ni_p1.cif").write_text(NI_P1_CIF)
+    (folder / "broken.cif").write_text("data_broken\n_cell_length_a banana\nthis is not a CIF\n")
+    (folder / "notes.txt").write_text("not a structure")
+    return folder
+
+
+def test_real_cifs_are_labelled_by_spglib():
+    ni = CifFile(str(DATA / "Ni.cif"), "Ni").load()
+    si = CifFile(str(DATA / "Si.cif"), "Si").load()
+    assert (ni.space_group, ni.formula, len(ni.structure)) == (225, "Ni", 4)
+    assert (si.space_group, si.formula, len(si.structure)) == (227, "Si", 8)
+    assert ni.source == f"cif:{DATA / 'Ni.cif'}"
+
+
+def test_label_comes_from_the_atoms_not_the_header(tmp_path):
+    path = tmp_path / "ni_p1.cif"
+    path.write_text(NI_P1_CIF)
+    assert CifFile(str(path), "ni_p1").load().space_group == 225
+
+
+def test_disordered_sites_are_labelled_by_their_average_structure():
+    record = CifText("cuau", CUAU_DISORDERED_CIF).load()
+    assert record.space_group == 225
+    assert record.formula == "CuAu"
+
+
+def test_a_distorted_structure_gets_the_lower_group():
+    from sgmine.simulate import read_structure
+
+    structure = read_structure(DATA / "Ni.cif")
+    structure.lattice.setLatPar(c=3.70)  # tetragonal distortion: Fm-3m -> I4/mmm
+    assert space_group_of(structure) == 139
+    structure.lattice.setLatPar(c=3.52 + 0.001)  # within symprec of cubic
+    assert space_group_of(structure, symprec=0.01) == 225
+    assert space_group_of(structure, symprec=1e-5) == 139
+
+
+def test_cif_directory_finds_cifs_recursively_and_reports_unreadable(tmp_path):
+    folder = _cif_folder(tmp_path)
+    tasks = cif_directory(folder)
+    assert [t.structure_id for t in tasks] == ["Ni", "broken", "ni_p1", "sub/Si"]
+    results = list(structures.load_all(tasks))
+    errors = [r for r in results if isinstance(r, StructureError)]
+    assert len(errors) == 1 and "broken.cif" in str(errors[0])
+    labels = {r.structure_id: r.space_group for r in results if not isinstance(r, StructureError)}
+    assert labels == {"Ni": 225, "ni_p1": 225, "sub/Si": 227}
+
+
+def test_cif_directory_errors_name_the_folder(tmp_path):
+    with pytest.raises(StructureError, match="not a folder"):
+        cif_directory(tmp_path / "missing")
+    with pytest.raises(StructureError, match="no .cif files"):
+        cif_directory(tmp_path)
+
+
+def _write_table(path: Path, rows: list[dict]) -> Path:
+    with gzip.open(path, "wt", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["material_id", "space_group", "cif"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_cif_table_relabels_with_spglib_and_preselects_by_the_table_label(tmp_path):
+    table = _write_table(
+        tmp_path / "table.csv.gz",
+        [
+            {"material_id": "mp-ni", "space_group": "2", "cif": NI_P1_CIF},  # wrong table label
+            {"material_id": "mp-si", "space_group": "227", "cif": (DATA / "Si.cif").read_text()},
+            {"material_id": "mp-bad", "space_group": "227", "cif": "garbage"},
+        ],
+    )
+    tasks = cif_table(table)
+    assert [t.material_id for t in tasks] == ["mp-ni", "mp-si", "mp-bad"]
+    ni = tasks[0].load()
+    assert (ni.space_group, ni.source, ni.structure_id) == (225, "mp:mp-ni", "mp-ni")
+    with pytest.raises(StructureError, match="mp-bad"):
+        tasks[2].load()
+    assert [t.material_id for t in cif_table(table, [227])] == ["mp-si", "mp-bad"]
+
+
+def test_cif_table_errors(tmp_path):
+    with pytest.raises(StructureError, match="no such file"):
+        cif_table(tmp_path / "missing.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text\n1,x\n")
+    with pytest.raises(StructureError, match="missing column"):
+        cif_table(bad)
+
+
+def test_wyckoff_statistics_come_from_pyxtal():
+    pytest.importorskip("pyxtal")
+    combos, probs = wyckoff_combinations(225, max_atoms=64)
+    assert probs.sum() == pytest.approx(1.0)
+    # the most common Fm-3m combination among real materials: 8c + 4b + 4a (Heusler / fluorite-like)
+    assert combos[int(np.argmax(probs))] == (9, 10, 11)
+    from pyxtal.symmetry import Group
+
+    group = Group(225)
+    assert all(sum(group[i].multiplicity for i in c) <= 64 for c in combos)
+    with pytest.raises(StructureError):
+        wyckoff_combinations(225, max_atoms=1)
+
+
+def _min_distance(structure) -> float:
+    lattice = np.asarray(structure.lattice.base)
+    xyz = np.asarray(structure.xyz)
+    shifts = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T
+    d = (xyz[None, :, None, :] - xyz[:, None, None, :] + shifts[None, None, :, :]) @ lattice
+    dist = np.linalg.norm(d, axis=-1)
+    return float(dist[dist > 1e-6].min())
+
+
+def test_synthetic_crystals_have_the_requested_group_and_sensible_chemistry():
+    pytest.importorskip("pyxtal")
+    groups = [2, 14, 15, 62, 139, 194, 225, 227]
+    tasks = synthetic_crystals(16, groups, seed=5)
+    assert [t.space_group for t in tasks] == groups * 2
+    allowed = set(structures.ELEMENTS) | set(structures.ANIONS) | set(structures.CATIONS)
+    for task in tasks:
+        record = task.load()
+        assert record.space_group == task.space_group == space_group_of(record.structure)
+        assert record.source == "synthetic:pyxtal"
+        assert 0 < len(record.structure) <= 64
+        assert {a.element for a in record.structure} <= allowed
+        assert _min_distance(record.structure) > 0.9  # PyXtal's tolerance matrix keeps atoms apart
+        volume_per_atom = record.structure.lattice.volume / len(record.structure)
+        assert 3.0 < volume_per_atom < 120.0  # Rb, Cs compounds reach ~90
+
+
+def test_synthetic_crystals_are_reproducible():
+    pytest.importorskip("pyxtal")
+    a = synthetic_crystals(3, [14, 62], seed=11)[2].load()
+    b = synthetic_crystals(3, [14, 62], seed=11)[2].load()
+    c = synthetic_crystals(3, [14, 62], seed=12)[2].load()
+    assert a.formula == b.formula
+    assert np.allclose(a.structure.xyz, b.structure.xyz)
+    assert np.allclose(a.structure.lattice.abcABG(), b.structure.lattice.abcABG())
+    assert not (
+        a.formula == c.formula and np.allclose(a.structure.lattice.abcABG(), c.structure.lattice.abcABG())
+    )
+
+
+def test_synthetic_label_mismatch_is_rejected(monkeypatch):
+    pytest.importorskip("pyxtal")
+    monkeypatch.setattr(structures, "space_group_of", lambda structure, symprec=0.01: 1)
+    with pytest.raises(StructureError, match="spglib found 1"):
+        structures.SyntheticCrystal(0, 225, seed=0, max_tries=3).load()
+
+
+def test_synthetic_arguments_are_checked():
+    pytest.importorskip("pyxtal")
+    with pytest.raises(ValueError):
+        synthetic_crystals(5, [])
+    with pytest.raises(ValueError):
+        synthetic_crystals(5, [231])
+    assert synthetic_crystals(0, []) == []
+
+
+@pytest.mark.skipif(not MP_TABLE.exists(), reason="shared Materials Project table not available")
+def test_materials_project_table_labels_mostly_agree_with_the_table():
+    tasks = cif_table(MP_TABLE, [225, 227])
+    assert len(tasks) > 1000
+    rows = {}
+    with gzip.open(MP_TABLE, "rt", newline="") as fh:
+        csv.field_size_limit(1 << 30)
+        for row in csv.DictReader(fh):
+            rows[row["material_id"]] = int(row["space_group"])
+    sample = tasks[:: len(tasks) // 30][:30]
+    agree = sum(t.load().space_group == rows[t.material_id] for t in sample)
+    assert agree >= 27  # the table used symprec 0.1, we use 0.01

@@ -1,0 +1,296 @@
+"""Training: the recipe's pieces, then a tiny end-to-end run on simulated PDFs.
+
+dataset (simulated PDFs of Ni, Si and synthetic PyXtal crystals) -> fit (2 epochs) -> evaluate
+-> export to ONNX -> the runtime scores it, and ONNX matches Keras. Kept small for 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from training.evaluate import metrics, top_k_accuracy
+from training.fit import class_weights, learning_rate, one_hot, split_indices
+
+GROUPS = (194, 225, 227)
+
+
+# --------------------------------------------------------------------------- recipe (no TensorFlow)
+
+
+@pytest.mark.parametrize(
+    "epoch, rate", [(0, 5e-4), (39, 5e-4), (40, 5e-5), (59, 5e-5), (60, 5e-6), (99, 5e-6)]
+)
+def test_learning_rate_steps(epoch, rate):
+    assert learning_rate(epoch) == rate
+    assert learning_rate(epoch, 1.0) == rate  # Keras passes the current rate; it does not matter
+
+
+def test_class_weights_are_total_over_count():
+    weights = class_weights({2: 10, 14: 30, 225: 60}, (2, 14, 225))
+    assert weights == {0: 10.0, 1: 100 / 30, 2: 100 / 60}
+    # counted from labels gives the same, and the order follows ``classes``
+    labels = np.array([225] * 60 + [2] * 10 + [14] * 30)
+    assert class_weights(labels, (2, 14, 225)) == weights
+    assert class_weights({2: 10, 14: 30, 225: 60}, (225, 2, 14))[0] == pytest.approx(100 / 60)
+    # a class with no rows never occurs, so its weight is irrelevant: 0, not a division by zero
+    assert class_weights({2: 5, 14: 0}, (2, 14)) == {0: 1.0, 1: 0.0}
+
+
+def test_one_hot_follows_the_class_order():
+    y = one_hot(np.array([14, 2, 227]), (227, 2, 14))
+    np.testing.assert_array_equal(y, [[0, 0, 1], [0, 1, 0], [1, 0, 0]])
+    with pytest.raises(ValueError, match="space group 15 is not among the classes"):
+        one_hot(np.array([15]), (2, 14))
+
+
+def test_split_is_deterministic_and_stratified():
+    y = np.repeat([2, 14, 15, 225], [50, 100, 30, 20])
+    train, test = split_indices(y, seed=7)
+    again_train, again_test = split_indices(y, seed=7)
+    np.testing.assert_array_equal(test, again_test)
+    np.testing.assert_array_equal(train, again_train)
+    assert not np.array_equal(test, split_indices(y, seed=8)[1])
+    assert len(test) == 40 and len(train) == 160 and not set(train) & set(test)
+    # every class keeps its share (stratified)
+    for group, n in zip([2, 14, 15, 225], [50, 100, 30, 20]):
+        assert int(np.sum(y[test] == group)) == n // 5
+
+
+def test_split_by_structure_keeps_variants_together():
+    rng = np.random.default_rng(0)
+    structure = np.repeat(np.arange(60), 5)  # 60 structures, 5 augmented PDFs each
+    y = np.repeat(rng.choice([2, 14, 225], 60), 5)
+    train, test = split_indices(y, structure, test_size=0.2, seed=1)
+    assert not set(structure[train]) & set(structure[test])
+    assert len(train) + len(test) == len(y)
+    assert 0.1 < len(test) / len(y) < 0.3
+    np.testing.assert_array_equal(test, split_indices(y, structure, test_size=0.2, seed=1)[1])
+    with pytest.raises(ValueError, match="cannot split 3 structures"):
+        split_indices(y[:15], structure[:15])
+
+
+def test_top_k_and_metrics():
+    proba = np.array([[0.6, 0.3, 0.1], [0.2, 0.1, 0.7], [0.1, 0.5, 0.4], [0.5, 0.1, 0.4]])
+    y = np.array([2, 14, 225, 225])  # predicted: 2, 225, 14, 2
+    assert top_k_accuracy(np.array([0, 1, 2, 2]), proba, 1) == 0.25
+    assert top_k_accuracy(np.array([0, 1, 2, 2]), proba, 2) == 0.75
+    m = metrics(y, proba, (2, 14, 225))
+    assert m["top1_accuracy"] == 0.25 and m["top2_accuracy"] == 0.75 and m["top3_accuracy"] == 1.0
+    assert m["confusion_matrix"] == [[1, 0, 0], [0, 0, 1], [1, 1, 0]]
+    assert m["per_class"]["2"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 1}
+    assert m["cross_entropy"] == pytest.approx(-np.mean(np.log([0.6, 0.1, 0.4, 0.4])))
+
+
+def test_symbols_come_from_spglib():
+    from training.symbols import hm_symbols
+
+    assert hm_symbols((2, 14, 15, 62, 139, 194, 225, 227)) == (
+        "P-1", "P2_1/c", "C2/c", "Pnma", "I4/mmm", "P6_3/mmc", "Fm-3m", "Fd-3m",
+    )
+    with pytest.raises(ValueError):
+        hm_symbols((231,))
+
+
+# --------------------------------------------------------------------------- with TensorFlow
+
+
+@pytest.fixture(scope="module")
+def tf():
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from training.fit import configure_threads
+
+    configure_threads(2)
+    return tf
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, data_dir):
+    """60 simulated PDFs: Ni and Si from examples/data plus 13 synthetic crystals, 4 PDFs each."""
+    pytest.importorskip("pyxtal")
+    from training import structures
+    from training.dataset import build_dataset
+
+    out = tmp_path_factory.mktemp("data") / "sim"
+    tasks = structures.cif_directory(data_dir) + structures.synthetic_crystals(13, list(GROUPS), seed=3)
+    build_dataset(tasks, out, augment=4, seed=3, space_groups=GROUPS, workers=1, progress=False,
+                  description="test: simulated PDFs of Ni, Si and 13 synthetic crystals")
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tf, simulated, tmp_path_factory):
+    """A 2-epoch run of the CNN on the simulated data."""
+    from training.datafiles import read_dataset
+    from training.fit import FitConfig, fit
+
+    data = read_dataset(simulated)
+    run_dir = tmp_path_factory.mktemp("run")
+    result = fit(data, run_dir, FitConfig(epochs=2, batch_size=16, verbose=0), source=simulated)
+    return result
+
+
+def test_model_is_the_reference_architecture(tf):
+    from training.cnn import build_model
+
+    model = build_model(8)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "InputLayer", "BatchNormalization", "Conv1D", "BatchNormalization", "Conv1D", "BatchNormalization",
+        "MaxPooling1D", "Dropout", "Flatten", "Dense", "BatchNormalization", "Dropout", "Dense",
+    ]
+    conv1, conv2 = (layer for layer in model.layers if type(layer).__name__ == "Conv1D")
+    assert (conv1.filters, conv1.kernel_size, conv1.padding) == (256, (32,), "same")
+    assert (conv2.filters, conv2.kernel_size, conv2.padding) == (64, (32,), "same")
+    first_bn = model.layers[1]
+    assert first_bn.epsilon == 1e-6 and first_bn.momentum == 0.9
+    for layer in model.layers:
+        if type(layer).__name__ in ("Conv1D", "Dense"):
+            assert layer.kernel_regularizer.get_config()["l2"] == pytest.approx(1e-5)
+    assert model.layers[-1].get_config()["activation"] == "softmax"
+    assert model.layers[-4].units == 128
+    assert tuple(model.input_shape) == (None, 209, 1) and tuple(model.output_shape) == (None, 8)
+    # the paper's 45 groups work too
+    out = build_model(45)(np.random.default_rng(0).random((3, 209, 1), dtype=np.float32))
+    assert out.shape == (3, 45)
+    np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_fit_writes_the_run(run, simulated):
+    from training.datafiles import read_dataset
+
+    files = {p.name for p in run.run_dir.iterdir()}
+    assert {"model.keras", "history.json", "split.npz", "config.json", "checkpoints"} <= files
+    record = json.loads((run.run_dir / "history.json").read_text())
+    assert record["epochs_run"] == 2 and len(record["history"]["loss"]) == 2
+    assert record["history"]["learning_rate"] == [5e-4, 5e-4]
+    assert record["classes"] == list(GROUPS)
+    assert record["split"]["by_structure"] is True
+    data = read_dataset(simulated)
+    counts = data.class_counts()
+    total = sum(counts.values())
+    assert record["class_weights"] == {str(g): pytest.approx(total / counts[g]) for g in GROUPS}
+    # the split is by structure: no structure on both sides
+    with np.load(run.run_dir / "split.npz") as split:
+        parts = [set(data.groups[split[k]]) for k in ("train", "validation", "test")]
+    assert not (parts[0] & parts[2]) and not (parts[1] & parts[2]) and not (parts[0] & parts[1])
+
+
+def test_resume_continues_where_it_stopped(tf, simulated, tmp_path):
+    from training.datafiles import read_dataset
+    from training.fit import FitConfig, fit
+
+    data = read_dataset(simulated)
+    fit(data, tmp_path, FitConfig(epochs=1, batch_size=32, verbose=0))
+    first_split = np.load(tmp_path / "split.npz")["test"].copy()
+    result = fit(data, tmp_path, FitConfig(epochs=2, batch_size=32, verbose=0), resume=True)
+    assert result.epochs_run == 2
+    record = json.loads((tmp_path / "history.json").read_text())
+    assert len(record["history"]["loss"]) == 2
+    np.testing.assert_array_equal(np.load(tmp_path / "split.npz")["test"], first_split)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        fit(data, tmp_path / "new", FitConfig(epochs=1), resume=True)
+
+
+def test_evaluate_writes_report_and_plots(run, simulated):
+    from training.datafiles import read_dataset
+    from training.evaluate import evaluate_run
+
+    report = evaluate_run(run.run_dir, read_dataset(simulated))
+    folder = run.run_dir / "report"
+    for name in ("training_curves.png", "confusion_matrix.png", "class_proportions.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["symbols"] == ["P6_3/mmc", "Fm-3m", "Fd-3m"]
+    assert 0 <= report["top1_accuracy"] <= report["top2_accuracy"] <= report["top3_accuracy"] == 1.0
+    assert sum(map(sum, report["confusion_matrix"])) == report["n_test"] > 0
+    assert np.isfinite(report["test_loss"])
+    assert report["baseline"]["n_test"] == report["n_test"]  # same test rows for the baseline
+    assert "logistic regression" in (folder / "report.md").read_text()
+
+
+def test_export_matches_keras_and_runs_in_the_runtime(run, simulated, tmp_path):
+    import keras
+
+    from sgmine.model import Model
+    from training.datafiles import read_dataset
+    from training.export import export_model
+
+    data = read_dataset(simulated)
+    out = tmp_path / "model.onnx"
+    result = export_model(run.model_path, out, data=data, model_version="test-1")
+    assert result.max_difference <= 1e-4 and "test curves" in result.checked_on
+
+    scorer = Model(out)
+    assert scorer.info.classes == GROUPS
+    assert scorer.info.symbols == ("P6_3/mmc", "Fm-3m", "Fd-3m")
+    assert scorer.info.model_version == "test-1"
+    assert scorer.info.training_data.startswith("test: simulated PDFs")
+    assert scorer.grid == data.grid
+    expected = keras.saving.load_model(run.model_path).predict(data.x[:, :, None], verbose=0)
+    np.testing.assert_allclose(scorer.predict_proba(data.x), expected, atol=1e-4)
+
+
+def test_export_refuses_when_onnx_differs(run, simulated, tmp_path, monkeypatch):
+    """Swap the converted graph for one with perturbed weights: parity must catch it."""
+    import keras
+
+    from training import export as export_module
+    from training.datafiles import read_dataset
+
+    convert = export_module.keras_to_onnx
+
+    def perturbed(model):
+        other = keras.models.clone_model(model)
+        other.set_weights([w + 0.05 for w in model.get_weights()])
+        return convert(other)
+
+    monkeypatch.setattr(export_module, "keras_to_onnx", perturbed)
+    out = tmp_path / "model.onnx"
+    with pytest.raises(export_module.ExportError, match="differ by up to"):
+        export_module.export_model(run.model_path, out, data=read_dataset(simulated))
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_import_an_h5_model_with_its_classes(run, tmp_path):
+    import keras
+
+    from sgmine.model import Model
+    from training.export import ExportError, export_model
+
+    h5 = tmp_path / "published.h5"
+    keras.saving.load_model(run.model_path).save(h5)
+    with pytest.raises(ExportError, match="give its class order with --classes"):
+        export_model(h5, tmp_path / "a.onnx")
+    with pytest.raises(ExportError, match="3 outputs but 2 classes"):
+        export_model(h5, tmp_path / "a.onnx", classes=(225, 227))
+    result = export_model(h5, tmp_path / "a.onnx", classes=(62, 139, 2))
+    assert "probe curves" in result.checked_on and result.max_difference <= 1e-4
+    assert Model(tmp_path / "a.onnx").info.symbols == ("Pnma", "I4/mmm", "P-1")
+
+
+def test_cli_end_to_end(run, simulated, tmp_path, data_dir):
+    """sgmine-train export (finding the data from the run) then sgmine scan --model."""
+    from typer.testing import CliRunner
+
+    from sgmine.cli import app as sgmine_app
+    from training.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "model.onnx"
+    exported = runner.invoke(app, ["export", str(run.model_path), "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert "ONNX matches Keras" in exported.output and out.is_file()
+
+    scanned = runner.invoke(sgmine_app, ["scan", str(data_dir / "Ni.gr"), "--model", str(out), "-k", "2"])
+    assert scanned.exit_code == 0, scanned.output
+    header, row = scanned.output.strip().splitlines()[-2:]
+    assert header.startswith("file,status,sg_1")
+    cells = row.split(",")
+    assert cells[1] == "ok" and int(cells[2]) in GROUPS
+
+    missing = runner.invoke(app, ["evaluate", str(tmp_path), str(simulated)])
+    assert missing.exit_code == 1 and "has no model.keras" in missing.output

@@ -1,0 +1,644 @@
+"""Build a training dataset: simulated, augmented PDFs of labelled crystal structures.
+
+``sgmine-train dataset`` takes structures from a CIF folder, a CIF table and/or PyXtal
+(:mod:`training.structures`), simulates ``--augment`` PDFs of each with :mod:`sgmine.simulate`,
+puts every curve on the model grid with :func:`sgmine.grid.resample` (exactly the runtime's cut,
+interpolation, zero fill and min-max normalisation) and writes the reference format with
+:func:`training.datafiles.write_dataset`.
+
+Augmentation
+------------
+PDF number 0 of every structure uses the nominal parameters (:data:`NOMINAL`: PDFParams'
+defaults, X-ray, no strain, rmax 30 Å, no noise, bulk). The others draw, independently
+(:class:`Augmentation` holds the ranges):
+
+- ``qmax``  uniform 14–30 Å⁻¹ (termination ripples of laboratory to high-energy instruments);
+- ``qdamp`` log-uniform 0.01–0.08 Å⁻¹ (instrument resolution);
+- ``uiso``  log-uniform 0.002–0.03 Å² (thermal motion, every atom alike);
+- ``delta2`` uniform 0–4 Å² (correlated motion sharpening near-neighbour peaks);
+- ``strain`` uniform −3 % … +3 % (isotropic lattice expansion or contraction);
+- ``rmax``  30 Å with probability 1/2, otherwise uniform 15–30 Å; the curve ends there and the
+  runtime's zero fill applies, as for a short measurement;
+- ``radiation`` X-ray with probability 0.7, neutron with 0.3 (scattering weights);
+- ``noise`` Gaussian, independent on the 0.01 Å simulation grid, standard deviation
+  ``level`` × (max G − min G) with ``level`` uniform 0–0.03;
+- nanoparticle envelope with probability 0.25: G(r) times the spherical-particle form factor
+  ``1 − 1.5 x + 0.5 x³`` (``x = r/d``, zero beyond ``d``) for a diameter ``d`` uniform 20–100 Å
+  (``PDFParams.spdiameter`` of the simulator).
+
+Each structure's draws come from a generator seeded with ``(seed, structure id)``, so a
+structure gets the same PDFs however the work is split, ordered or resumed.
+
+Parallel, resumable build
+-------------------------
+The structures are split into shards (``--shard-size`` structures each). Each shard is loaded,
+labelled and simulated by one worker — a local process pool (``--workers``) or a Dask cluster
+(``--scheduler ADDRESS``) — and written atomically to ``OUT/work/shard-NNNNN.npz``. A rerun of
+the same command skips the shards already there; the final step joins the shards into the
+dataset files in ``OUT``. ``OUT/work/plan.json`` records what the shards were built from; a
+different command on the same folder stops with an error (use ``--fresh`` to start over).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+import typer
+
+from sgmine.grid import Grid, GridError, resample
+
+#: Spacing of the simulated curves, in Å (fine enough for the runtime's interpolation).
+R_STEP = 0.01
+#: First simulated r, in Å (below the grid's 1.5 Å, so the runtime cut keeps a point either side).
+R_START = 1.0
+#: The reference's eight space groups, the default of ``--space-groups``.
+REFERENCE_GROUPS = (2, 14, 15, 62, 139, 194, 225, 227)
+
+MANIFEST_PARAMS = ("qmax", "qdamp", "uiso", "delta2", "strain", "rmax", "radiation", "noise", "particle_diameter")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Ranges of the augmentation draws (see the module docstring for the distributions)."""
+
+    qmax: tuple[float, float] = (14.0, 30.0)
+    qdamp: tuple[float, float] = (0.01, 0.08)
+    uiso: tuple[float, float] = (0.002, 0.03)
+    delta2: tuple[float, float] = (0.0, 4.0)
+    strain: float = 0.03
+    rmax: tuple[float, float] = (15.0, 30.0)
+    full_rmax_probability: float = 0.5
+    neutron_probability: float = 0.3
+    noise: tuple[float, float] = (0.0, 0.03)
+    particle_probability: float = 0.25
+    particle_diameter: tuple[float, float] = (20.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Simulation settings of one PDF. ``particle_diameter`` 0 means bulk; ``noise`` is relative."""
+
+    qmax: float
+    qdamp: float
+    uiso: float
+    delta2: float
+    strain: float
+    rmax: float
+    radiation: str
+    noise: float
+    particle_diameter: float
+
+
+def nominal_variant() -> Variant:
+    """The un-augmented PDF: PDFParams' defaults, X-ray, no strain, rmax 30 Å, no noise, bulk."""
+    from sgmine.simulate import PDFParams
+
+    p = PDFParams()
+    return Variant(float(p.qmax), float(p.qdamp), float(p.uiso), float(p.delta2), 0.0, 30.0, "xray", 0.0, 0.0)
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def sample_variant(rng: np.random.Generator, aug: Augmentation = Augmentation()) -> Variant:
+    """One random set of simulation settings drawn from ``aug``'s distributions."""
+    rmax = 30.0 if rng.random() < aug.full_rmax_probability else float(rng.uniform(*aug.rmax))
+    particle = float(rng.uniform(*aug.particle_diameter)) if rng.random() < aug.particle_probability else 0.0
+    return Variant(
+        qmax=float(rng.uniform(*aug.qmax)),
+        qdamp=_log_uniform(rng, *aug.qdamp),
+        uiso=_log_uniform(rng, *aug.uiso),
+        delta2=float(rng.uniform(*aug.delta2)),
+        strain=float(rng.uniform(-aug.strain, aug.strain)),
+        rmax=rmax,
+        radiation="neutron" if rng.random() < aug.neutron_probability else "xray",
+        noise=float(rng.uniform(*aug.noise)),
+        particle_diameter=particle,
+    )
+
+
+def structure_rng(seed: int, structure_id: str) -> np.random.Generator:
+    """The random generator of one structure's augmentation, from ``(seed, structure id)``."""
+    digest = hashlib.sha256(structure_id.encode("utf-8")).digest()
+    return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])
+
+
+def sample_variants(rng: np.random.Generator, count: int, aug: Augmentation = Augmentation()) -> list[Variant]:
+    """``count`` settings: the nominal one first, then ``count - 1`` random ones."""
+    if count < 1:
+        raise ValueError(f"need at least one PDF per structure, got {count}")
+    return [nominal_variant()] + [sample_variant(rng, aug) for _ in range(count - 1)]
+
+
+def simulate_variants(
+    structure: Any, variants: list[Variant], rng: np.random.Generator, grid: Grid = Grid()
+) -> tuple[np.ndarray, list[Optional[str]]]:
+    """The PDFs of one structure for each variant, on ``grid`` (rows of ``resample(...).values``).
+
+    Each curve is simulated from ``R_START`` to the variant's rmax in ``R_STEP`` steps (the
+    particle envelope is ``PDFParams.spdiameter``), given its noise, and put on the grid
+    exactly as the runtime puts a measurement. Returns
+    the rows and, per variant, ``None`` or the reason it failed (its row is then all NaN).
+    """
+    from sgmine.simulate import PDFParams, SimulationError, pair_table, pdf
+
+    # One table serves every variant: strain, widths and radiation weights apply in pdf().
+    table = pair_table(structure, rmax=max(v.rmax for v in variants), radiation=variants[0].radiation)
+    rows = np.full((len(variants), int(grid.npoints)), np.nan)
+    errors: list[Optional[str]] = []
+    for i, v in enumerate(variants):
+        noise = rng.standard_normal(int(round((v.rmax - R_START) / R_STEP)) + 1)
+        try:
+            r = R_START + R_STEP * np.arange(noise.size)
+            params = PDFParams(
+                qmax=v.qmax, qdamp=v.qdamp, uiso=v.uiso, delta2=v.delta2, radiation=v.radiation,
+                spdiameter=v.particle_diameter,
+            )
+            g = np.asarray(pdf(table, r, params, strain=v.strain), dtype=float)
+            if v.noise > 0:
+                g = g + noise * v.noise * float(np.ptp(g))
+            rows[i] = resample(r, g, grid).values
+            errors.append(None)
+        except (GridError, SimulationError, ValueError, RuntimeError, MemoryError) as exc:
+            errors.append(f"PDF {i}: {' '.join(str(exc).split())[:200]}")
+    return rows, errors
+
+
+# --------------------------------------------------------------------------- shards
+
+
+@dataclass
+class ShardSpec:
+    """What one worker does: load these structure tasks and simulate ``augment`` PDFs of each."""
+
+    index: int
+    tasks: list[Any]
+    augment: int
+    seed: int
+    space_groups: Optional[tuple[int, ...]]
+    symprec: float
+    max_atoms: int
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    grid: Grid = field(default_factory=Grid)
+
+
+@dataclass
+class ShardResult:
+    """A finished shard: curves, labels, manifest rows, skipped structures, worker seconds."""
+
+    index: int
+    x: np.ndarray
+    y: np.ndarray
+    manifest: list[dict[str, Any]]
+    skipped: list[tuple[str, str, str]]  # (structure id, kind, message)
+    n_structures: int
+    seconds: float
+
+
+def _task_id(task: Any) -> str:
+    return str(getattr(task, "structure_id", None) or getattr(task, "material_id", None) or task)
+
+
+def build_shard(spec: ShardSpec) -> ShardResult:
+    """Load, label and simulate one shard (runs in a worker process or on a Dask worker)."""
+    from training.structures import StructureError
+
+    start = time.perf_counter()
+    xs, ys, manifest, skipped = [], [], [], []
+    n_structures = 0
+    for task in spec.tasks:
+        try:
+            record = task.load(spec.symprec)
+        except StructureError as exc:
+            kind = "synthetic failed" if type(task).__name__ == "SyntheticCrystal" else "unreadable or no symmetry"
+            skipped.append((_task_id(task), kind, str(exc)))
+            continue
+        except Exception as exc:  # a reader bug must not lose the whole shard; record it
+            skipped.append((_task_id(task), "unreadable or no symmetry", f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        if spec.space_groups is not None and record.space_group not in spec.space_groups:
+            skipped.append((record.structure_id, "space group not requested", f"spglib: {record.space_group}"))
+            continue
+        if len(record.structure) > spec.max_atoms:
+            skipped.append((record.structure_id, "too many atoms", f"{len(record.structure)} atoms in the cell"))
+            continue
+        rng = structure_rng(spec.seed, record.structure_id)
+        variants = sample_variants(rng, spec.augment, spec.augmentation)
+        try:
+            rows, errors = simulate_variants(record.structure, variants, rng, spec.grid)
+        except Exception as exc:
+            skipped.append((record.structure_id, "simulation failed", f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        n_structures += 1
+        for row, variant, error in zip(rows, variants, errors):
+            if error is not None:
+                skipped.append((record.structure_id, "simulation failed", error))
+                continue
+            xs.append(row.astype(np.float32))
+            ys.append(record.space_group)
+            manifest.append(
+                {
+                    "structure_id": record.structure_id,
+                    "source": record.source,
+                    "formula": record.formula,
+                    "space_group": record.space_group,
+                    **{k: _fmt(getattr(variant, k)) for k in MANIFEST_PARAMS},
+                }
+            )
+    x = np.array(xs, dtype=np.float32).reshape(len(xs), int(spec.grid.npoints))
+    y = np.array(ys, dtype=np.int32)
+    return ShardResult(spec.index, x, y, manifest, skipped, n_structures, time.perf_counter() - start)
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def shard_path(work: Path, index: int) -> Path:
+    return work / f"shard-{index:05d}.npz"
+
+
+def save_shard(work: Path, result: ShardResult) -> Path:
+    """Write a shard atomically (temporary file, then rename)."""
+    path = shard_path(work, result.index)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        x=result.x,
+        y=result.y,
+        manifest=np.array(json.dumps(result.manifest)),
+        skipped=np.array(json.dumps(result.skipped)),
+        n_structures=np.array(result.n_structures),
+        seconds=np.array(result.seconds),
+    )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+def load_shard(path: Path) -> ShardResult:
+    with np.load(path) as data:
+        return ShardResult(
+            index=int(path.stem.split("-")[1]),
+            x=data["x"],
+            y=data["y"],
+            manifest=json.loads(str(data["manifest"])),
+            skipped=[tuple(s) for s in json.loads(str(data["skipped"]))],
+            n_structures=int(data["n_structures"]),
+            seconds=float(data["seconds"]),
+        )
+
+
+# --------------------------------------------------------------------------- the build
+
+
+@dataclass
+class BuildSummary:
+    """What a build did: rows, structures, skips by kind, and the throughput of this run."""
+
+    out: Path
+    n_rows: int
+    n_structures: int
+    counts: dict[int, int]
+    skipped: dict[str, int]
+    shards_built: int
+    shards_reused: int
+    wall_seconds: float
+    structures_built: int
+    rows_built: int
+
+    @property
+    def structures_per_second(self) -> float:
+        return self.structures_built / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+    @property
+    def pdfs_per_second(self) -> float:
+        return self.rows_built / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+class BuildError(RuntimeError):
+    """A dataset build that cannot go on (mismatched work folder, nothing to build, ...)."""
+
+
+def _plan_fingerprint(plan: dict[str, Any]) -> str:
+    """Hash of what decides the shards' contents (not the command line: --workers may change)."""
+    decisive = {k: v for k, v in plan.items() if k != "command"}
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _prepare_work(out: Path, plan: dict[str, Any], fresh: bool) -> Path:
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    plan_file = work / "plan.json"
+    plan = {**plan, "fingerprint": _plan_fingerprint(plan)}
+    if plan_file.exists():
+        old = json.loads(plan_file.read_text())
+        if old.get("fingerprint") != plan["fingerprint"]:
+            if not fresh:
+                raise BuildError(
+                    f"{work} holds shards of a different build ({old.get('command', '?')}); "
+                    "use another --out folder, or --fresh to delete them and start over"
+                )
+    if fresh:
+        for p in work.glob("shard-*.npz"):
+            p.unlink()
+    tmp = plan_file.with_name(".plan.json.tmp")
+    tmp.write_text(json.dumps(plan, indent=2, default=str) + "\n")
+    os.replace(tmp, plan_file)
+    return work
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[pdfs]} PDFs"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def _run_local(specs: list[ShardSpec], workers: int) -> Iterable[ShardResult]:
+    if workers <= 1:
+        for spec in specs:
+            yield build_shard(spec)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(build_shard, spec) for spec in specs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _run_dask(specs: list[ShardSpec], scheduler: Any) -> Iterable[ShardResult]:
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        futures = [client.submit(build_shard, spec, pure=False) for spec in specs]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def build_dataset(
+    tasks: list[Any],
+    out: str | Path,
+    *,
+    augment: int = 10,
+    seed: int = 0,
+    space_groups: Optional[Iterable[int]] = REFERENCE_GROUPS,
+    workers: int = 1,
+    scheduler: Any = None,
+    shard_size: int = 25,
+    symprec: float = 0.01,
+    max_atoms: int = 400,
+    augmentation: Augmentation = Augmentation(),
+    grid: Grid = Grid(),
+    fresh: bool = False,
+    command: str = "",
+    description: str | None = None,
+    progress: bool = True,
+) -> BuildSummary:
+    """Simulate ``augment`` PDFs of each structure task and write the dataset to ``out``.
+
+    ``tasks`` come from :mod:`training.structures`; ``space_groups`` (``None``: any) keeps only
+    structures spglib puts in those groups; ``max_atoms`` skips bigger cells. Work runs in
+    ``workers`` local processes, or on the Dask scheduler ``scheduler`` (an address or a
+    ``distributed.Client``), in shards written to ``out/work`` and reused on a rerun.
+    """
+    from training.datafiles import write_dataset
+
+    if augment < 1:
+        raise BuildError(f"--augment must be at least 1, got {augment}")
+    if shard_size < 1:
+        raise BuildError(f"--shard-size must be at least 1, got {shard_size}")
+    if not tasks:
+        raise BuildError("no structures to build from: give --cif-dir, --cif-table and/or --synthetic N")
+    out = Path(out)
+    groups = tuple(sorted({int(g) for g in space_groups})) if space_groups is not None else None
+    ids = [_task_id(t) for t in tasks]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise BuildError(f"structure ids are not unique (e.g. {dup}); each structure needs its own id")
+    plan = {
+        "structures": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        "n_structures": len(tasks),
+        "augment": augment,
+        "seed": seed,
+        "space_groups": groups,
+        "shard_size": shard_size,
+        "symprec": symprec,
+        "max_atoms": max_atoms,
+        "augmentation": asdict(augmentation),
+        "grid": asdict(grid),
+        "command": command,
+    }
+    work = _prepare_work(out, plan, fresh)
+    specs = [
+        ShardSpec(i, tasks[start : start + shard_size], augment, seed, groups, symprec, max_atoms, augmentation, grid)
+        for i, start in enumerate(range(0, len(tasks), shard_size))
+    ]
+    todo = [s for s in specs if not shard_path(work, s.index).exists()]
+
+    start = time.perf_counter()
+    structures_built = rows_built = 0
+    if todo:
+        runner = _run_dask(todo, scheduler) if scheduler is not None else _run_local(todo, workers)
+        bar = _progress() if progress else None
+        if bar is not None:
+            bar.start()
+            job = bar.add_task("shards", total=len(specs), completed=len(specs) - len(todo), pdfs=0)
+        try:
+            for result in runner:
+                save_shard(work, result)
+                structures_built += result.n_structures
+                rows_built += len(result.y)
+                if bar is not None:
+                    bar.update(job, advance=1, pdfs=rows_built)
+        finally:
+            if bar is not None:
+                bar.stop()
+    wall = time.perf_counter() - start
+
+    results = [load_shard(shard_path(work, s.index)) for s in specs]
+    x = np.concatenate([r.x for r in results]) if results else np.zeros((0, grid.npoints), np.float32)
+    y = np.concatenate([r.y for r in results]).astype(np.int32)
+    manifest = [m for r in results for m in r.manifest]
+    skipped = [s for r in results for s in r.skipped]
+    if len(y) == 0:
+        reasons = _count_kinds(skipped)
+        raise BuildError(f"no PDFs were made from {len(tasks)} structures (skipped: {reasons})")
+    _write_skipped(out, skipped)
+    classes, counts = np.unique(y, return_counts=True)
+    n_structures = sum(r.n_structures for r in results)
+    info = {
+        "grid": asdict(grid),
+        "seed": seed,
+        "command": command,
+        "augment": augment,
+        "augmentation": asdict(augmentation),
+        "symprec": symprec,
+        "n_structures": n_structures,
+        "sources": sorted({m["source"].split(":")[0] for m in manifest}),
+        "skipped": _count_kinds(skipped),
+        "sgmine_version": _version(),
+        "description": description
+        or f"{len(y)} simulated PDFs of {n_structures} structures ({', '.join(sorted({m['source'].split(':')[0] for m in manifest}))}), "
+        f"{augment} per structure, space groups {', '.join(str(int(c)) for c in classes)}",
+    }
+    write_dataset(out, x, y, manifest, info)
+    return BuildSummary(
+        out=out,
+        n_rows=int(len(y)),
+        n_structures=n_structures,
+        counts={int(c): int(n) for c, n in zip(classes, counts)},
+        skipped=_count_kinds(skipped),
+        shards_built=len(todo),
+        shards_reused=len(specs) - len(todo),
+        wall_seconds=wall,
+        structures_built=structures_built,
+        rows_built=rows_built,
+    )
+
+
+def _count_kinds(skipped: list[tuple[str, str, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, kind, _ in skipped:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _write_skipped(out: Path, skipped: list[tuple[str, str, str]]) -> None:
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["structure_id", "kind", "reason"])
+    writer.writerows(skipped)
+    tmp = out / ".skipped.csv.tmp"
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, out / "skipped.csv")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("sgmine")
+    except Exception:
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_space_groups(text: str) -> Optional[tuple[int, ...]]:
+    """``"2,14,15"`` -> ``(2, 14, 15)``; ``"all"`` -> ``None`` (no selection)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        groups = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated space-group numbers or 'all', got {text!r}") from None
+    bad = [g for g in groups if not 1 <= g <= 230]
+    if bad or not groups:
+        raise typer.BadParameter(f"space groups must be numbers 1-230, got {text!r}")
+    return groups
+
+
+def dataset_command(
+    out: Path = typer.Option(..., "--out", help="Folder for the dataset (x.csv, y.csv, size_sg.csv, manifest.csv, dataset.npz)."),
+    cif_dir: Optional[Path] = typer.Option(None, "--cif-dir", help="Folder of CIF files (searched recursively)."),
+    cif_table: Optional[Path] = typer.Option(
+        None, "--cif-table", help="CSV(.gz) of CIF strings with columns material_id, cif (and space_group)."
+    ),
+    synthetic: int = typer.Option(0, "--synthetic", help="Number of synthetic PyXtal crystals, spread over the groups."),
+    space_groups: str = typer.Option(
+        ",".join(map(str, REFERENCE_GROUPS)), "--space-groups",
+        help="Comma-separated space groups to keep (and to make synthetic crystals in); 'all' keeps every group.",
+    ),
+    augment: int = typer.Option(10, "--augment", help="PDFs per structure: the nominal one plus augment-1 random ones."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic crystals and the augmentation."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", help="Local worker processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786)."),
+    shard_size: int = typer.Option(25, "--shard-size", help="Structures per shard (the unit of resumable work)."),
+    symprec: float = typer.Option(0.01, "--symprec", help="spglib distance tolerance (Å) for the labels."),
+    max_atoms: int = typer.Option(400, "--max-atoms", help="Skip structures with more atoms than this in the cell."),
+    synthetic_max_atoms: int = typer.Option(
+        64, "--synthetic-max-atoms", help="Largest conventional cell (atoms) of a synthetic crystal."
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Delete shards of an earlier, different build in OUT/work."),
+    description: Optional[str] = typer.Option(None, "--description", help="Text for the model's training_data metadata."),
+) -> None:
+    """Simulate a training dataset (reference x.csv/y.csv/size_sg.csv format) from crystal structures.
+
+    Rerunning the same command resumes an interrupted build.
+    """
+    import shlex
+    import sys
+
+    from rich.console import Console
+
+    from training import structures
+
+    console = Console(stderr=True)
+    groups = parse_space_groups(space_groups)
+    if synthetic and groups is None:
+        raise typer.BadParameter("--synthetic needs a list of --space-groups, not 'all'")
+    tasks: list[Any] = []
+    try:
+        if cif_dir is not None:
+            found = structures.cif_directory(cif_dir)
+            console.print(f"{cif_dir}: {len(found)} CIF files")
+            tasks += found
+        if cif_table is not None:
+            found = structures.cif_table(cif_table, list(groups) if groups else None)
+            console.print(f"{cif_table}: {len(found)} rows selected")
+            tasks += found
+        if synthetic:
+            tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms)
+        summary = build_dataset(
+            tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
+            shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh,
+            command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description,
+        )
+    except (structures.StructureError, BuildError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"wrote {summary.n_rows} PDFs of {summary.n_structures} structures to {summary.out} "
+        f"({summary.shards_built} shards built, {summary.shards_reused} reused)"
+    )
+    console.print("per space group: " + ", ".join(f"{g}: {n}" for g, n in summary.counts.items()))
+    if summary.skipped:
+        console.print("skipped: " + ", ".join(f"{k}: {n}" for k, n in sorted(summary.skipped.items()))
+                      + f" (details in {summary.out / 'skipped.csv'})")
+    if summary.shards_built:
+        console.print(
+            f"this run: {summary.structures_built} structures, {summary.rows_built} PDFs in "
+            f"{summary.wall_seconds:.1f} s = {summary.structures_per_second:.2f} structures/s, "
+            f"{summary.pdfs_per_second:.1f} PDFs/s"
+        )

@@ -1,0 +1,269 @@
+"""Evaluate a trained CNN on its test set: figures a person reads, and plots they look at.
+
+``sgmine-train evaluate RUN DATA`` writes into ``RUN/report/``:
+
+- ``report.json``: test loss, top-1/2/3 accuracy, per-class precision/recall/F1, confusion
+  matrix, and the logistic-regression baseline on the same split;
+- ``report.md``: the same as tables;
+- ``training_curves.png``, ``confusion_matrix.png``, ``class_proportions.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from training.datafiles import Dataset, read_dataset
+
+
+def top_k_accuracy(y_index: np.ndarray, proba: np.ndarray, k: int) -> float:
+    """Fraction of rows whose true class index is among the ``k`` most probable."""
+    if len(y_index) == 0:
+        return float("nan")
+    k = min(k, proba.shape[1])
+    top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == np.asarray(y_index)[:, None], axis=1)))
+
+
+def metrics(y_true: np.ndarray, proba: np.ndarray, classes: tuple[int, ...]) -> dict[str, Any]:
+    """Test figures for predicted probabilities ``proba`` (n, C) of space groups ``y_true`` (n,)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    index = {c: i for i, c in enumerate(classes)}
+    y_index = np.array([index[int(v)] for v in y_true], dtype=np.int64)
+    predicted = np.argmax(proba, axis=1)
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_index, predicted, labels=labels, zero_division=0
+    )
+    eps = 1e-7
+    cross_entropy = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_index)), y_index], eps, 1.0))))
+    return {
+        "n_test": int(len(y_index)),
+        "cross_entropy": cross_entropy,
+        "top1_accuracy": top_k_accuracy(y_index, proba, 1),
+        "top2_accuracy": top_k_accuracy(y_index, proba, 2),
+        "top3_accuracy": top_k_accuracy(y_index, proba, 3),
+        "per_class": {
+            str(c): {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+        "confusion_matrix": confusion_matrix(y_index, predicted, labels=labels).tolist(),
+    }
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(history: dict[str, list[float]], path: Path) -> Path:
+    """Loss, accuracy, top-2 accuracy (training and validation) and learning rate per epoch."""
+    plt = _pyplot()
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    panels = [("loss", "loss"), ("accuracy", "accuracy"), ("top2_accuracy", "top-2 accuracy"), ("learning_rate", "learning rate")]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for ax, (key, title) in zip(axes, panels):
+        if key in history:
+            ax.plot(epochs, history[key], label="training")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label="validation")
+        if key == "learning_rate":
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if key != "learning_rate":
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (true group down, predicted across) with counts written in."""
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=float)
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    size = max(5.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90 if len(labels) > 10 else 45, ha="center")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(labels) <= 20:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if m[i, j]:
+                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="fraction of true group")
+    ax.set_title(title or "confusion matrix (test set)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_class_proportions(counts: dict[int, int], path: Path) -> Path:
+    """Pie chart of how many curves each space group has in the dataset."""
+    from training.symbols import hm_symbol
+
+    plt = _pyplot()
+    groups = [g for g, n in counts.items() if n > 0]
+    sizes = [counts[g] for g in groups]
+    labels = [f"{g} {hm_symbol(g)}" for g in groups]
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.pie(sizes, labels=labels if len(groups) <= 20 else None, autopct="%1.1f%%" if len(groups) <= 20 else None,
+           startangle=90, counterclock=False)
+    ax.set_title(f"class proportions ({sum(sizes)} curves)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_run(run_dir: Path, data: Dataset, out: Path | None = None, baseline: bool = True) -> dict[str, Any]:
+    """Score ``run_dir/model.keras`` on the run's test rows of ``data``; write the report; return it."""
+    import keras
+
+    from training.cnn import compile_model
+    from training.fit import Split, one_hot
+    from training.symbols import hm_symbols
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    record = json.loads((run_dir / "history.json").read_text())
+    classes = tuple(int(c) for c in record["classes"])
+    if classes != tuple(data.classes):
+        raise ValueError(f"{run_dir} was trained on classes {list(classes)}, the dataset has {list(data.classes)}")
+    split = Split.load(run_dir / "split.npz", len(data))
+
+    model = compile_model(keras.saving.load_model(run_dir / "model.keras", compile=False, safe_mode=True))
+    x_test, y_test = data.x[split.test][:, :, None], data.y[split.test]
+    keras_scores = model.evaluate(x_test, one_hot(y_test, classes), verbose=0, return_dict=True)
+    proba = model.predict(x_test, verbose=0)
+    report = metrics(y_test, proba, classes)
+    report["test_loss"] = float(keras_scores["loss"])  # cross-entropy + L2 penalties, as Keras reports it
+    report["classes"] = list(classes)
+    report["symbols"] = list(hm_symbols(classes))
+    report["best_epoch"] = int(record["best_epoch"]) + 1
+    report["epochs_run"] = int(record["epochs_run"])
+    report["batch_size"] = int(record["config"]["batch_size"])
+    report["split"] = record["split"]
+
+    if baseline:
+        from training.baseline import run_baseline
+
+        saved = run_dir / "baseline.json"
+        if saved.is_file():
+            report["baseline"] = json.loads(saved.read_text())
+        else:
+            report["baseline"] = run_baseline(data, run_dir)
+            saved.write_text(json.dumps(report["baseline"], indent=2))
+
+    labels = [f"{c} {s}" for c, s in zip(classes, report["symbols"])]
+    plot_training_curves(record["history"], out / "training_curves.png")
+    plot_confusion_matrix(report["confusion_matrix"], labels, out / "confusion_matrix.png")
+    plot_class_proportions(data.class_counts(), out / "class_proportions.png")
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(markdown_report(report, data.description))
+    return report
+
+
+def markdown_report(report: dict[str, Any], description: str) -> str:
+    """The evaluation as Markdown tables (CNN beside the baseline, then per class)."""
+    lines = [
+        "# Evaluation",
+        "",
+        f"Data: {description}. Test set: {report['n_test']} curves "
+        f"({'split by structure' if report['split'].get('by_structure') else 'split by row'}).",
+        f"Training: {report['epochs_run']} epochs, batch {report['batch_size']}, best epoch {report['best_epoch']}.",
+        "",
+        f"CNN test loss as Keras reports it (cross-entropy + L2 penalties): {report['test_loss']:.4f}.",
+        "",
+        "| model | cross-entropy | top-1 | top-2 | top-3 |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [("CNN", report)] + ([("logistic regression", report["baseline"])] if "baseline" in report else [])
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['cross_entropy']:.4f} | {r['top1_accuracy']:.4f} | {r['top2_accuracy']:.4f} "
+            f"| {r['top3_accuracy']:.4f} |"
+        )
+    lines += ["", "| group | symbol | precision | recall | F1 | test curves |", "|---|---|---|---|---|---|"]
+    for (group, row), symbol in zip(report["per_class"].items(), report["symbols"]):
+        lines.append(
+            f"| {group} | {symbol} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        )
+    lines += [
+        "",
+        "![training curves](training_curves.png)",
+        "![confusion matrix](confusion_matrix.png)",
+        "![class proportions](class_proportions.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def evaluate_command(
+    run: Path = typer.Argument(..., help="Run directory written by `sgmine-train fit`."),
+    data: Path = typer.Argument(None, help="The dataset the run was trained on (default: the one history.json names)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/report)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also fit the logistic-regression baseline."),
+    threads: int = typer.Option(0, help="CPU threads for TensorFlow (0: default)."),
+) -> None:
+    """Score the trained CNN on its test set; write report.json, report.md and PNG plots."""
+    from training.fit import configure_threads
+
+    for needed in ("model.keras", "history.json", "split.npz"):
+        if not (run / needed).is_file():
+            typer.echo(f"error: {run} has no {needed}; is it a `sgmine-train fit` run directory?", err=True)
+            raise typer.Exit(1)
+    if data is None:
+        data = json.loads((run / "history.json").read_text()).get("data", {}).get("path")
+        if not data:
+            typer.echo(f"error: {run}/history.json does not name its dataset; give DATA", err=True)
+            raise typer.Exit(1)
+        data = Path(data)
+    try:
+        dataset = read_dataset(data)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    configure_threads(threads)
+    try:
+        report = evaluate_run(run, dataset, out, baseline=baseline)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    folder = out or run / "report"
+    text = (
+        f"CNN on {report['n_test']} test curves: loss {report['test_loss']:.4f}, top-1 {report['top1_accuracy']:.3f}, "
+        f"top-2 {report['top2_accuracy']:.3f}, top-3 {report['top3_accuracy']:.3f}"
+    )
+    if "baseline" in report:
+        text += f"; logistic regression top-1 {report['baseline']['top1_accuracy']:.3f}"
+    typer.echo(f"{text}\nreport: {folder / 'report.md'}")

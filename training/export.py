@@ -1,0 +1,259 @@
+"""Export a trained Keras CNN to the ONNX file the sgmine runtime reads.
+
+``sgmine-train export MODEL --out model.onnx``:
+
+1. loads the Keras model (``.keras`` or legacy ``.h5``) in safe mode;
+2. converts it with tf2onnx, through a ``tf.function`` wrapping the model (Keras 3 models cannot
+   go through ``tf2onnx.convert.from_keras``);
+3. writes the metadata the runtime needs (classes, Hermann–Mauguin symbols from spglib, grid,
+   normalisation, data description, test metrics, version) with :func:`sgmine.model.attach_metadata`;
+4. scores the test set with Keras and with the ONNX file through the runtime
+   (:class:`sgmine.model.Model`) and refuses to write the file if any probability differs by
+   more than ``tolerance`` (1e-4).
+
+The classes come from ``--classes`` or from the run directory the model sits in
+(``history.json``); an imported model, such as the published 45-class one, needs ``--classes``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from sgmine.grid import Grid
+from training.datafiles import Dataset, read_dataset
+
+OPSET = 17
+TOLERANCE = 1e-4
+INPUT_NAME = "pdf"
+OUTPUT_NAME = "probabilities"
+#: Figures copied from the evaluation report into the model's ``metrics`` metadata.
+METRIC_KEYS = ("n_test", "test_loss", "top1_accuracy", "top2_accuracy", "top3_accuracy")
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported faithfully (wrong shape, not softmax, parity failure)."""
+
+
+def load_keras_model(path: str | Path):
+    """Load a ``.keras`` or ``.h5`` model without compiling it, in Keras' safe mode."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if path.suffix not in (".keras", ".h5", ".hdf5"):
+        raise ExportError(f"{path}: expected a Keras .keras or .h5 file")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for unreadable files
+        raise ExportError(f"cannot load Keras model {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+def keras_to_onnx(model, opset: int = OPSET):
+    """Convert a Keras model to an ``onnx.ModelProto`` via a ``tf.function`` (batch dimension free)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    shape = tuple(model.inputs[0].shape)
+    spec = (tf.TensorSpec((None, *shape[1:]), tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=spec)
+    def serve(x):
+        return model(x, training=False)
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    _rename_output(proto, OUTPUT_NAME)
+    return proto
+
+
+def _rename_output(proto, name: str) -> None:
+    """Give the graph's (single) output a readable name."""
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        for i, out in enumerate(node.output):
+            if out == old:
+                node.output[i] = name
+        for i, inp in enumerate(node.input):
+            if inp == old:
+                node.input[i] = name
+    proto.graph.output[0].name = name
+
+
+def probe_curves(npoints: int, n: int = 128, seed: int = 0) -> np.ndarray:
+    """Min-max normalised damped oscillations, for a parity check when no test data are at hand."""
+    rng = np.random.default_rng(seed)
+    r = np.linspace(1.5, 30.0, npoints)
+    freq = rng.uniform(1.0, 8.0, (n, 1))
+    damp = rng.uniform(5.0, 40.0, (n, 1))
+    g = np.sin(freq * r + rng.uniform(0, 2 * np.pi, (n, 1))) * np.exp(-r / damp) + 0.05 * rng.normal(size=(n, npoints))
+    g -= g.min(axis=1, keepdims=True)
+    return (g / g.max(axis=1, keepdims=True)).astype(np.float32)
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    """``"2,14,15"`` -> ``(2, 14, 15)``."""
+    try:
+        classes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ValueError(f"--classes must be comma-separated space-group numbers, got {text!r}") from None
+    if not classes:
+        raise ValueError("--classes is empty")
+    return classes
+
+
+@dataclass
+class ExportResult:
+    """What the export wrote and how closely the ONNX file follows Keras."""
+
+    path: Path
+    classes: tuple[int, ...]
+    max_difference: float
+    n_checked: int
+    checked_on: str
+
+
+def _run_dir_record(model_path: Path) -> dict[str, Any]:
+    history = model_path.parent / "history.json"
+    return json.loads(history.read_text()) if history.is_file() else {}
+
+
+def _parity_rows(model_path: Path, data: Dataset | None) -> tuple[np.ndarray, str]:
+    """The curves to compare Keras and ONNX on: the run's test rows, all rows, or probe curves."""
+    from training.fit import Split
+
+    if data is None:
+        return probe_curves(209), "128 synthetic probe curves (no dataset given)"
+    split_path = model_path.parent / "split.npz"
+    if split_path.is_file():
+        try:
+            test = Split.load(split_path, len(data)).test
+            return data.x[test], f"the {len(test)} test curves"
+        except ValueError:
+            pass
+    return data.x, f"all {len(data)} curves of the dataset"
+
+
+def export_model(
+    model_path: str | Path,
+    out: str | Path,
+    classes: tuple[int, ...] | None = None,
+    data: Dataset | None = None,
+    model_version: str | None = None,
+    description: str | None = None,
+    tolerance: float = TOLERANCE,
+) -> ExportResult:
+    """Convert ``model_path`` to ONNX at ``out`` with sgmine metadata; check parity; return a summary.
+
+    Raises :class:`ExportError` (and writes nothing) when the classes are unknown or do not
+    match the model's outputs, the outputs are not probabilities, or ONNX and Keras differ by
+    more than ``tolerance``.
+    """
+    import onnx
+
+    from sgmine.model import Model, ModelInfo, attach_metadata
+    from training.symbols import hm_symbols
+
+    model_path, out = Path(model_path), Path(out)
+    record = _run_dir_record(model_path)
+    if classes is None:
+        if record.get("classes"):
+            classes = tuple(int(c) for c in record["classes"])
+        elif data is not None:
+            classes = data.classes
+        else:
+            raise ExportError(f"{model_path} is not in a training run directory; give its class order with --classes")
+    model = load_keras_model(model_path)
+
+    shape = tuple(model.inputs[0].shape)
+    n_out = int(model.outputs[0].shape[-1])
+    if n_out != len(classes):
+        raise ExportError(f"{model_path} has {n_out} outputs but {len(classes)} classes were given")
+    if data is not None:
+        grid = data.grid
+    elif record.get("data", {}).get("grid"):
+        grid = Grid(**record["data"]["grid"])
+    else:
+        grid = Grid()
+    if shape[1] != grid.npoints or (len(shape) == 3 and shape[2] != 1) or len(shape) not in (2, 3):
+        raise ExportError(f"{model_path} takes input {shape}; sgmine needs (batch, {grid.npoints}[, 1])")
+
+    x, checked_on = _parity_rows(model_path, data)
+    x_in = x[:, :, None] if len(shape) == 3 else x
+    expected = model.predict(x_in, batch_size=256, verbose=0)
+    if not np.allclose(expected.sum(axis=1), 1.0, atol=1e-3) or expected.min() < 0:
+        raise ExportError(f"{model_path} does not end in a softmax (its outputs are not probabilities)")
+
+    proto = keras_to_onnx(model)
+    report_path = model_path.parent / "report" / "report.json"
+    metrics: dict[str, Any] = {}
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        metrics = {k: report[k] for k in METRIC_KEYS if k in report}
+        if "baseline" in report:
+            metrics["baseline_top1_accuracy"] = report["baseline"]["top1_accuracy"]
+    training_data = description or (data.description if data is not None else None) or record.get("data", {}).get("description")
+    info = ModelInfo(
+        classes=tuple(int(c) for c in classes),
+        symbols=hm_symbols(classes),
+        grid=grid,
+        model_version=model_version or f"{_dt.date.today():%Y.%m}-{len(classes)}sg",
+        training_data=training_data or f"imported from {model_path.name}",
+        metrics=metrics,
+    )
+    attach_metadata(proto, info)
+    onnx.checker.check_model(proto)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.write_bytes(proto.SerializeToString())
+        got = Model(tmp).predict_proba(x)
+        difference = float(np.max(np.abs(got - expected))) if len(x) else 0.0
+        if not difference <= tolerance:
+            raise ExportError(
+                f"ONNX and Keras outputs differ by up to {difference:.3g} on {checked_on} "
+                f"(allowed {tolerance:g}); not writing {out}"
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, info.classes, difference, len(x), checked_on)
+
+
+def export_command(
+    model: Path = typer.Argument(..., help="Keras model (.keras from `sgmine-train fit`, or an .h5/.keras to import)."),
+    out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write."),
+    data: Path = typer.Option(None, "--data", help="Dataset the model was trained on, for the parity check and grid."),
+    classes: str = typer.Option(None, "--classes", help="Class order of an imported model, e.g. 2,14,15,62,139,194,225,227."),
+    model_version: str = typer.Option(None, "--model-version", help="Version text stored in the file."),
+    description: str = typer.Option(None, "--description", help="Training-data description stored in the file."),
+    tolerance: float = typer.Option(TOLERANCE, help="Largest allowed |ONNX - Keras| probability difference."),
+) -> None:
+    """Convert a Keras model to ONNX with sgmine metadata, after checking ONNX matches Keras."""
+    try:
+        class_order = parse_classes(classes) if classes else None
+        dataset = read_dataset(data) if data is not None else None
+        if dataset is None:
+            source = _run_dir_record(model).get("data", {}).get("path")
+            if source and Path(source).exists():
+                dataset = read_dataset(source)
+                typer.echo(f"parity check on the training data {source}")
+        result = export_model(model, out, class_order, dataset, model_version, description, tolerance)
+    except (ValueError, FileNotFoundError, ExportError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"wrote {result.path} ({len(result.classes)} classes); ONNX matches Keras to {result.max_difference:.2g} "
+        f"on {result.checked_on}"
+    )

@@ -1,0 +1,503 @@
+"""Crystal structures to simulate training PDFs from, each with a space-group label from spglib.
+
+Three sources, all yielding :class:`StructureRecord` objects:
+
+- a folder of CIF files (a user's COD or ICSD export): :func:`cif_directory`;
+- a table of CIF strings, e.g. a Materials Project export with columns ``material_id``,
+  ``space_group``, ``cif`` (``.csv`` or ``.csv.gz``): :func:`cif_table`;
+- synthetic crystals made with PyXtal: :func:`synthetic_crystals`.
+
+Every source describes its structures with small, picklable *tasks* (:class:`CifFile`,
+:class:`CifText`, :class:`SyntheticCrystal`); calling ``task.load()`` reads or builds the
+structure and labels it. Loading happens in the worker processes of a dataset build, so a
+task carries only what it needs (a path, a CIF string, a seed).
+
+Labels
+------
+The label of every structure is computed with spglib on the structure itself, never taken from
+a CIF header or a table column: ``spglib.get_symmetry_dataset`` with ``symprec`` =
+:data:`SYMPREC` (0.01 Å, pymatgen's default for experimental structures) and spglib's default
+angle tolerance. Atoms on partially occupied sites get a spglib type per (element, occupancy);
+atoms of a disordered site that share one position (closer than ``symprec``) are merged into one
+site whose type is the set of (element, occupancy) pairs on it, so that a disordered ICSD entry
+is labelled by its average structure.
+
+Synthetic crystals
+------------------
+For a requested space group, a combination of occupied Wyckoff positions is drawn with the
+frequency it has among real materials, from the statistics PyXtal ships
+(``pyxtal/database/spg_num_wps_mp.csv``: Materials Project structures counted by space group and
+Wyckoff-position combination), limited to at most ``max_atoms`` atoms in the conventional cell.
+The Wyckoff positions are shared among 1–4 chemical species (each species gets at least one
+position). Elements: a one-species crystal is an element from :data:`ELEMENTS`; in a compound,
+the species with the most atoms is an anion from :data:`ANIONS` with probability
+:data:`ANION_PROBABILITY` and the other species are distinct cations from :data:`CATIONS`, drawn
+until the formula is charge balanced with common oxidation states (:func:`charge_balanced`,
+pymatgen's table); otherwise the compound is an intermetallic of distinct metals. PyXtal then places the atoms, choosing the cell volume from atomic
+radii (volume factor uniform in :data:`VOLUME_FACTOR`) and keeping every interatomic distance
+above :data:`MIN_DISTANCE` (0.75) times the sum of the two covalent radii, and anion–anion
+distances above :data:`ANION_MIN_DISTANCE` (1.6) times it (:func:`tolerance_matrix`). The result is
+labelled with spglib as above and rejected if the label is not the requested group (a random
+free parameter can land on a special position and raise the symmetry); up to ``max_tries``
+draws are made. Each crystal's random generator is seeded from ``(seed, index)``, so crystal
+``index`` is the same however the work is split or ordered.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+#: spglib distance tolerance in Å for all labels (pymatgen's default for experimental structures).
+SYMPREC = 0.01
+
+#: Elements for one-species synthetic crystals, with relative weights.
+ELEMENTS: dict[str, float] = {
+    "Cu": 3, "Ni": 3, "Al": 3, "Fe": 3, "Ag": 2, "Au": 2, "Pt": 2, "Pd": 2, "Co": 2, "Ti": 2,
+    "Zr": 2, "Mg": 2, "Zn": 2, "Cr": 2, "Mo": 2, "W": 2, "Nb": 2, "Ta": 1, "V": 1, "Mn": 1,
+    "Si": 2, "Ge": 2, "Sn": 1, "Pb": 1, "Bi": 1, "Sb": 1, "C": 1, "Se": 1, "Te": 1, "Ca": 1,
+    "Sr": 1, "Ba": 1, "Li": 1, "Na": 1, "K": 1, "Y": 1, "La": 1, "Ce": 1, "Nd": 1, "Ir": 1,
+}
+#: Anions for compounds, with relative weights (roughly their frequency in inorganic databases).
+ANIONS: dict[str, float] = {
+    "O": 40, "S": 12, "F": 9, "Cl": 8, "Se": 6, "N": 6, "Br": 4, "Te": 4, "I": 3, "P": 3, "As": 2, "C": 2, "B": 1,
+}
+#: Cations (and metals of intermetallics), with relative weights.
+CATIONS: dict[str, float] = {
+    "Li": 4, "Na": 4, "K": 3, "Rb": 1, "Cs": 2, "Mg": 4, "Ca": 4, "Sr": 3, "Ba": 4, "Sc": 1, "Y": 2,
+    "La": 3, "Ce": 2, "Pr": 1, "Nd": 2, "Sm": 1, "Gd": 1, "Er": 1, "Yb": 1, "U": 1, "Ti": 3, "Zr": 2,
+    "Hf": 1, "V": 2, "Nb": 2, "Ta": 1, "Cr": 2, "Mo": 2, "W": 2, "Mn": 3, "Fe": 3, "Co": 3, "Ni": 3,
+    "Cu": 3, "Ag": 2, "Au": 1, "Zn": 3, "Cd": 2, "Hg": 1, "Al": 3, "Ga": 2, "In": 2, "Tl": 1,
+    "Si": 2, "Ge": 2, "Sn": 2, "Pb": 2, "Sb": 1, "Bi": 2, "Pd": 1, "Pt": 1, "Rh": 1, "Ru": 1, "Ir": 1,
+}
+#: Probability that a compound is anion-based (the rest are intermetallics).
+ANION_PROBABILITY = 0.75
+#: Element draws per Wyckoff combination when looking for a charge-balanced anion compound.
+CHARGE_TRIES = 20
+#: Shortest allowed distance between two atoms of a synthetic crystal, as a fraction of the sum
+#: of their covalent radii; :data:`ANION_MIN_DISTANCE` between two anions.
+MIN_DISTANCE = 0.75
+ANION_MIN_DISTANCE = 1.6
+#: Range of PyXtal's volume factor (cell volume relative to the sum of atomic volumes).
+VOLUME_FACTOR = (1.0, 1.3)
+#: Relative weights of 1, 2, 3, 4 species in a synthetic crystal (capped by the number of sites).
+SPECIES_WEIGHTS = (0.15, 0.45, 0.3, 0.1)
+
+
+class StructureError(ValueError):
+    """A structure that cannot be read or labelled; the message names it and the problem."""
+
+
+@dataclass
+class StructureRecord:
+    """One crystal structure with its spglib space group.
+
+    ``structure_id`` is unique within a dataset and groups the augmented PDFs of one structure;
+    ``source`` says where it came from (``cif:<path>``, ``mp:<material_id>``, ``synthetic:pyxtal``);
+    ``structure`` is a ``diffpy.structure.Structure``.
+    """
+
+    structure_id: str
+    source: str
+    formula: str
+    space_group: int
+    structure: Any
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _element_symbol(label: str) -> str:
+    """``"Fe3+"`` -> ``"Fe"``, ``"O2-"`` -> ``"O"``, ``"fe"`` -> ``"Fe"``."""
+    match = re.match(r"\s*([A-Za-z][a-z]?)", str(label))
+    if not match:
+        raise StructureError(f"cannot read an element from atom type {label!r}")
+    text = match.group(1)
+    return text[0].upper() + text[1:].lower()
+
+
+def spglib_cell(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(lattice, fractional positions, types)`` spglib needs, from a diffpy Structure.
+
+    Atoms closer than ``symprec`` (disordered sites sharing a position) are merged into one
+    site; a type stands for the set of (element, occupancy) pairs on a site.
+    """
+    lattice = np.asarray(structure.lattice.base, dtype=float)
+    xyz = np.asarray(structure.xyz, dtype=float) % 1.0
+    keys = [(_element_symbol(a.element), round(float(a.occupancy), 3)) for a in structure]
+    if len(keys) == 0:
+        raise StructureError("structure has no atoms")
+    sites: list[int] = []  # representative atom of each merged site
+    members: list[list[int]] = []
+    for i in range(len(keys)):
+        placed = False
+        for s, rep in enumerate(sites):
+            d = xyz[i] - xyz[rep]
+            d -= np.round(d)
+            if np.linalg.norm(d @ lattice) < symprec:
+                members[s].append(i)
+                placed = True
+                break
+        if not placed:
+            sites.append(i)
+            members.append([i])
+    site_keys = [tuple(sorted(keys[i] for i in m)) for m in members]
+    type_of = {k: n + 1 for n, k in enumerate(sorted(set(site_keys)))}
+    types = np.array([type_of[k] for k in site_keys], dtype=int)
+    return lattice, xyz[sites], types
+
+
+def space_group_of(structure: Any, symprec: float = SYMPREC) -> int:
+    """The space-group number spglib finds for a diffpy Structure at tolerance ``symprec`` (Å)."""
+    import spglib
+
+    cell = spglib_cell(structure, symprec)
+    try:
+        dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    except Exception as exc:  # spglib >= 2.5 raises SpglibError where older versions returned None
+        raise StructureError(f"spglib found no symmetry ({exc})") from exc
+    if dataset is None:
+        raise StructureError(f"spglib found no symmetry ({spglib.get_error_message()})")
+    return int(dataset.number)
+
+
+def formula_of(structure: Any) -> str:
+    """Reduced chemical formula of a diffpy Structure (occupancy-weighted), e.g. ``"Fe2O3"``."""
+    counts: dict[str, float] = {}
+    for atom in structure:
+        el = _element_symbol(atom.element)
+        counts[el] = counts.get(el, 0.0) + float(atom.occupancy)
+    if all(abs(n - round(n)) < 1e-3 for n in counts.values()):
+        ints = {el: int(round(n)) for el, n in counts.items() if round(n) > 0}
+        divisor = math.gcd(*ints.values()) if ints else 1
+        return "".join(f"{el}{'' if n // divisor == 1 else n // divisor}" for el, n in ints.items())
+    return "".join(f"{el}{n:.3g}" for el, n in counts.items())
+
+
+def label(structure: Any, structure_id: str, source: str, symprec: float = SYMPREC) -> StructureRecord:
+    """Label a diffpy Structure with spglib and wrap it in a :class:`StructureRecord`."""
+    if len(structure) == 0:
+        raise StructureError(f"{structure_id}: structure has no atoms")
+    try:
+        group = space_group_of(structure, symprec)
+    except StructureError as exc:
+        raise StructureError(f"{structure_id}: {exc}") from exc
+    return StructureRecord(structure_id, source, formula_of(structure), group, structure)
+
+
+# --------------------------------------------------------------------------- CIF files
+
+
+@dataclass(frozen=True)
+class CifFile:
+    """A task: read one CIF file and label it."""
+
+    path: str
+    structure_id: str
+
+    def load(self, symprec: float = SYMPREC) -> StructureRecord:
+        from sgmine.simulate import read_structure
+
+        try:
+            structure = read_structure(self.path)
+        except Exception as exc:
+            raise StructureError(f"{self.path}: cannot read CIF ({_one_line(exc)})") from exc
+        return label(structure, self.structure_id, f"cif:{self.path}", symprec)
+
+
+def cif_directory(directory: str | Path) -> list[CifFile]:
+    """Tasks for every ``*.cif`` file below ``directory`` (recursive, sorted by path).
+
+    The structure id is the path relative to ``directory`` without the suffix (``1000041`` for
+    a COD file ``1000041.cif``). Raises :class:`StructureError` if the folder does not exist or
+    holds no CIF files.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise StructureError(f"{root}: not a folder")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".cif")
+    if not paths:
+        raise StructureError(f"{root}: no .cif files found")
+    return [CifFile(str(p), str(p.relative_to(root).with_suffix(""))) for p in paths]
+
+
+# --------------------------------------------------------------------------- CIF table
+
+
+@dataclass(frozen=True)
+class CifText:
+    """A task: parse a CIF string (one row of a CIF table) and label it."""
+
+    material_id: str
+    cif: str
+    table: str = ""
+
+    def load(self, symprec: float = SYMPREC) -> StructureRecord:
+        from diffpy.structure.parsers import getParser
+
+        try:
+            structure = getParser("cif").parse(self.cif)
+        except Exception as exc:
+            raise StructureError(f"{self.table}: {self.material_id}: cannot parse CIF ({_one_line(exc)})") from exc
+        return label(structure, self.material_id, f"mp:{self.material_id}", symprec)
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def cif_table(path: str | Path, space_groups: list[int] | None = None) -> list[CifText]:
+    """Tasks for the rows of a CSV (optionally gzip-compressed) of CIF strings.
+
+    Columns ``material_id`` and ``cif`` are required. When ``space_groups`` is given and the
+    table has a ``space_group`` column, only rows whose table label is one of them are kept (a
+    cheap pre-selection: every kept structure is still relabelled with spglib, and the table's
+    own label is never used as the training label).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StructureError(f"{path}: no such file")
+    csv.field_size_limit(sys.maxsize)
+    wanted = set(space_groups) if space_groups else None
+    tasks = []
+    try:
+        with _open_text(path) as fh:
+            reader = csv.DictReader(fh)
+            missing = {"material_id", "cif"} - set(reader.fieldnames or [])
+            if missing:
+                raise StructureError(f"{path}: missing column(s) {sorted(missing)}; need material_id and cif")
+            has_label = "space_group" in (reader.fieldnames or [])
+            for row in reader:
+                if wanted is not None and has_label:
+                    try:
+                        if int(row["space_group"]) not in wanted:
+                            continue
+                    except ValueError:
+                        pass  # unreadable table label: keep the row, spglib decides
+                tasks.append(CifText(row["material_id"], row["cif"], str(path)))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise StructureError(f"{path}: cannot read CIF table ({_one_line(exc)})") from exc
+    return tasks
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+@lru_cache(maxsize=None)
+def _wyckoff_table() -> dict[int, list[tuple[int, tuple[int, ...], int]]]:
+    """PyXtal's Wyckoff-combination statistics: group -> [(n_atoms, wyckoff indices, count)]."""
+    from importlib.resources import files
+
+    text = (files("pyxtal") / "database" / "spg_num_wps_mp.csv").read_text()
+    table: dict[int, list[tuple[int, tuple[int, ...], int]]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        wps = tuple(int(w) for w in str(row["wps"]).split("-"))
+        table.setdefault(int(row["spg"]), []).append((int(row["n_atoms"]), wps, int(row["count"])))
+    return table
+
+
+def wyckoff_combinations(space_group: int, max_atoms: int = 64) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """Wyckoff-position combinations of real materials in ``space_group`` and their frequencies.
+
+    Returns the combinations (PyXtal Wyckoff indices, 0 = general position) with at most
+    ``max_atoms`` atoms in the conventional cell, and their probabilities. Raises
+    :class:`StructureError` if PyXtal's statistics have none for the group.
+    """
+    rows = [r for r in _wyckoff_table().get(int(space_group), []) if r[0] <= max_atoms]
+    if not rows:
+        raise StructureError(
+            f"space group {space_group}: no Wyckoff combinations with <= {max_atoms} atoms in PyXtal's statistics"
+        )
+    counts = np.array([r[2] for r in rows], dtype=float)
+    return [r[1] for r in rows], counts / counts.sum()
+
+
+def _weighted_choice(rng: np.random.Generator, table: dict[str, float], exclude: set[str]) -> str:
+    names = [k for k in table if k not in exclude]
+    weights = np.array([table[k] for k in names], dtype=float)
+    return str(rng.choice(names, p=weights / weights.sum()))
+
+
+@lru_cache(maxsize=None)
+def _common_oxidation_states(element: str) -> tuple[int, ...]:
+    from pymatgen.core import Element
+
+    return tuple(int(s) for s in Element(element).common_oxidation_states)
+
+
+def charge_balanced(elements: list[str], counts: list[int], anion: int) -> bool:
+    """Whether some choice of one common oxidation state per element (pymatgen's table; the
+    anion's negative, the others' positive) makes ``Σ count × state`` zero."""
+    totals = {0}
+    for i, (el, n) in enumerate(zip(elements, counts)):
+        states = [s for s in _common_oxidation_states(el) if (s < 0 if i == anion else s > 0)]
+        if not states:
+            return False
+        totals = {t + n * s for t in totals for s in states}
+    return 0 in totals
+
+
+def _choose_species(rng: np.random.Generator, n_species: int, atoms_per_species: list[int]) -> list[str] | None:
+    """Element for each species (see the module docstring for the rules); ``None`` if no
+    charge-balanced choice was found for an anion compound."""
+    if n_species == 1:
+        return [_weighted_choice(rng, ELEMENTS, set())]
+    if rng.random() >= ANION_PROBABILITY:  # intermetallic: distinct metals
+        used: set[str] = set()
+        for _ in range(n_species):
+            used.add(_weighted_choice(rng, CATIONS, used))
+        return [str(e) for e in rng.permutation(sorted(used))]
+    anion = int(np.argmax(atoms_per_species))
+    for _ in range(CHARGE_TRIES):
+        elements: list[str] = [""] * n_species
+        elements[anion] = _weighted_choice(rng, ANIONS, set())
+        used = {elements[anion]}
+        for i in range(n_species):
+            if i != anion:
+                elements[i] = _weighted_choice(rng, CATIONS, used)
+                used.add(elements[i])
+        if charge_balanced(elements, atoms_per_species, anion):
+            return elements
+    return None
+
+
+def tolerance_matrix(species: list[str]) -> Any:
+    """PyXtal's minimum distances for ``species``: :data:`MIN_DISTANCE` × the sum of the covalent
+    radii, and :data:`ANION_MIN_DISTANCE` × that sum between two anions (no O–O, S–S, ... bonds)."""
+    from pyxtal.database.element import Element
+    from pyxtal.tolerance import Tol_matrix
+
+    anions = [s for s in species if s in ANIONS]
+    pairs = [
+        (a, b, ANION_MIN_DISTANCE * (Element(a).covalent_radius + Element(b).covalent_radius))
+        for i, a in enumerate(anions)
+        for b in anions[i:]
+    ]
+    # pyxtal's "atomic" prototype is 0.5 x the radius sum; its factor scales that
+    return Tol_matrix(*pairs, prototype="atomic", factor=MIN_DISTANCE / 0.5)
+
+
+@dataclass(frozen=True)
+class SyntheticCrystal:
+    """A task: build synthetic crystal number ``index`` in ``space_group`` with PyXtal."""
+
+    index: int
+    space_group: int
+    seed: int = 0
+    max_atoms: int = 64
+    max_tries: int = 20
+
+    @property
+    def structure_id(self) -> str:
+        return f"syn-{self.seed}-{self.space_group}-{self.index}"
+
+    def load(self, symprec: float = SYMPREC) -> StructureRecord:
+        import warnings
+
+        from pyxtal import pyxtal
+        from pyxtal.symmetry import Group
+
+        from sgmine.simulate import to_diffpy
+
+        rng = np.random.default_rng([int(self.seed), int(self.index), int(self.space_group)])
+        combos, probs = wyckoff_combinations(self.space_group, self.max_atoms)
+        group = Group(int(self.space_group))
+        reasons: list[str] = []
+        for _ in range(self.max_tries):
+            combo = combos[int(rng.choice(len(combos), p=probs))]
+            n_species = int(
+                rng.choice(np.arange(1, 5), p=_capped_weights(len(combo)))
+            )
+            slots = [int(s) for s in rng.permutation(len(combo))]
+            owner = [0] * len(combo)
+            for k, slot in enumerate(slots):
+                owner[slot] = k if k < n_species else int(rng.integers(n_species))
+            sites: list[list[str]] = [[] for _ in range(n_species)]
+            num_ions = [0] * n_species
+            for slot, wp_index in enumerate(combo):
+                wp = group[wp_index]
+                sites[owner[slot]].append(wp.get_label())
+                num_ions[owner[slot]] += int(wp.multiplicity)
+            species = _choose_species(rng, n_species, num_ions)
+            if species is None:
+                reasons.append("no charge-balanced elements for the sites")
+                continue
+            crystal = pyxtal()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    crystal.from_random(
+                        3, int(self.space_group), species, num_ions, sites=sites,
+                        factor=float(rng.uniform(*VOLUME_FACTOR)), random_state=rng,
+                        tm=tolerance_matrix(species),
+                    )
+            except Exception as exc:  # pyxtal raises RuntimeError and others when it cannot place atoms
+                reasons.append(f"pyxtal: {_one_line(exc)}")
+                continue
+            if not crystal.valid:
+                reasons.append("pyxtal could not place the atoms")
+                continue
+            structure = to_diffpy(crystal)
+            try:
+                record = label(structure, self.structure_id, "synthetic:pyxtal", symprec)
+            except StructureError as exc:
+                reasons.append(str(exc))
+                continue
+            if record.space_group != self.space_group:
+                reasons.append(f"spglib found {record.space_group}")
+                continue
+            return record
+        summary = "; ".join(sorted(set(reasons)))[:300]
+        raise StructureError(
+            f"{self.structure_id}: no valid crystal in space group {self.space_group} after "
+            f"{self.max_tries} tries ({summary})"
+        )
+
+
+def _capped_weights(n_sites: int) -> np.ndarray:
+    weights = np.array(SPECIES_WEIGHTS, dtype=float)
+    weights[min(n_sites, len(weights)):] = 0.0
+    return weights / weights.sum()
+
+
+def synthetic_crystals(
+    n: int, space_groups: list[int], seed: int = 0, max_atoms: int = 64
+) -> list[SyntheticCrystal]:
+    """Tasks for ``n`` synthetic crystals, spread evenly over ``space_groups`` (round robin)."""
+    if n < 0:
+        raise ValueError(f"number of synthetic crystals must be >= 0, got {n}")
+    if n and not space_groups:
+        raise ValueError("synthetic crystals need at least one space group")
+    for sg in space_groups:
+        if not 1 <= int(sg) <= 230:
+            raise ValueError(f"space group must be 1-230, got {sg}")
+        wyckoff_combinations(int(sg), max_atoms)  # fail early for a group without statistics
+    return [
+        SyntheticCrystal(i, int(space_groups[i % len(space_groups)]), seed, max_atoms) for i in range(n)
+    ]
+
+
+def load_all(tasks: list[Any], symprec: float = SYMPREC) -> Iterator[StructureRecord | StructureError]:
+    """Load each task in turn, yielding the record or the :class:`StructureError` that stopped it."""
+    for task in tasks:
+        try:
+            yield task.load(symprec)
+        except StructureError as exc:
+            yield exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
