@@ -4,6 +4,7 @@ Exit status of ``sgmine scan``: 0 when every input was scored, 1 when some input
 rows or a ``--report`` reporter failed on some file (the others are still scored and the table
 is written; the message column says what failed), 2 for a usage error, an unknown or
 unloadable reporter, or a model that cannot be used (nothing is written then).
+``sgmine refine`` (from the sgmine-diffpy plugin in plugins/) uses the same three statuses.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def info(
         f"interpolation:  {g.interpolation}",
         f"normalisation:  {g.normalisation}",
         f"temperature:    {i.temperature:g}",
+        "in-domain:      "
+        + (f"top-1 probability >= {i.in_domain_threshold:.3f}" if i.in_domain_threshold is not None else "(not calibrated)"),
         f"training data:  {i.training_data or '(not recorded)'}",
     ]
     if i.metrics:

@@ -18,6 +18,8 @@ key                value
 ``training_data``  free text describing the training set
 ``metrics``        JSON object of evaluation figures (optional)
 ``temperature``    softmax temperature from calibration (optional, default 1)
+``in_domain_threshold``  smallest calibrated top-1 probability of an input that looks
+                   like the training data (optional; without it ``in_domain`` is unknown)
 =================  ===========================================================
 
 The graph takes one float32 input of shape ``(batch, npoints, 1)`` (or ``(batch, npoints)``)
@@ -54,6 +56,7 @@ class ModelInfo:
     training_data: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
+    in_domain_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.classes) == 0:
@@ -66,6 +69,8 @@ class ModelInfo:
             raise ValueError("classes must be space-group numbers 1–230")
         if not (self.temperature > 0):
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.in_domain_threshold is not None and not 0 <= self.in_domain_threshold <= 1:
+            raise ValueError(f"in_domain_threshold must be a probability, got {self.in_domain_threshold}")
 
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` key/value strings that describe this model."""
@@ -83,6 +88,11 @@ class ModelInfo:
             "training_data": self.training_data,
             "metrics": json.dumps(self.metrics),
             "temperature": repr(float(self.temperature)),
+            **(
+                {"in_domain_threshold": repr(float(self.in_domain_threshold))}
+                if self.in_domain_threshold is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -103,6 +113,7 @@ class ModelInfo:
             )
             metrics = json.loads(meta["metrics"]) if meta.get("metrics") else {}
             temperature = float(meta.get("temperature") or 1.0)
+            threshold = float(meta["in_domain_threshold"]) if meta.get("in_domain_threshold") else None
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"model metadata is malformed: {exc}") from exc
         return cls(
@@ -113,7 +124,15 @@ class ModelInfo:
             training_data=meta.get("training_data", ""),
             metrics=metrics,
             temperature=temperature,
+            in_domain_threshold=threshold,
         )
+
+    def in_domain(self, confidence: float) -> bool | None:
+        """Whether an input whose calibrated top-1 probability is ``confidence`` looks like the
+        training data; None when the model carries no threshold."""
+        if self.in_domain_threshold is None:
+            return None
+        return bool(confidence >= self.in_domain_threshold)
 
 
 def default_model_path() -> Path:

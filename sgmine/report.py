@@ -14,11 +14,11 @@ from typing import Any
 from sgmine.scan import Prediction
 
 #: Columns after the candidates, in order.
-EXTRA_COLUMNS = ("message", "r_min", "r_max", "qmax")
+EXTRA_COLUMNS = ("message", "r_min", "r_max", "qmax", "confidence", "in_domain")
 
 
 def csv_columns(top_k: int) -> list[str]:
-    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,message,r_min,r_max,qmax``."""
+    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,message,r_min,r_max,qmax,confidence,in_domain``."""
     columns = ["file", "status"]
     for i in range(1, top_k + 1):
         columns += [f"sg_{i}", f"symbol_{i}", f"prob_{i}"]
@@ -48,8 +48,18 @@ def csv_row(prediction: Prediction, top_k: int) -> list[str]:
         _number(prediction.r_min, 3),
         _number(prediction.r_max, 3),
         _number(prediction.qmax, 3),
+        _number(prediction.confidence, 4),
+        _flag(prediction.in_domain),
     ]
     return row
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
+
+
+def _flag_or_none(text: str | None) -> bool | None:
+    return {"true": True, "false": False}.get((text or "").strip().lower())
 
 
 def to_csv(predictions: Sequence[Prediction], top_k: int) -> str:
@@ -75,6 +85,8 @@ def to_record(prediction: Prediction) -> dict[str, Any]:
         "r_min": prediction.r_min,
         "r_max": prediction.r_max,
         "qmax": prediction.qmax,
+        "confidence": prediction.confidence,
+        "in_domain": prediction.in_domain,
         "metadata": {k: v for k, v in prediction.metadata.items() if isinstance(v, (str, int, float))},
     }
 
@@ -142,6 +154,8 @@ def from_csv_row(row: dict[str, str]) -> Prediction:
         r_min=_float_or_none(row.get("r_min")),
         r_max=_float_or_none(row.get("r_max")),
         qmax=_float_or_none(row.get("qmax")),
+        confidence=_float_or_none(row.get("confidence")),
+        in_domain=_flag_or_none(row.get("in_domain")),
     )
 
 
@@ -159,6 +173,8 @@ def from_record(record: dict[str, Any]) -> Prediction:
         r_max=record.get("r_max"),
         qmax=record.get("qmax"),
         metadata=dict(record.get("metadata", {})),
+        confidence=record.get("confidence"),
+        in_domain=record.get("in_domain"),
     )
 
 

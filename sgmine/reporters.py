@@ -92,6 +92,9 @@ class JsonSidecarReporter:
     """Writes ``<input>.sgmine.json`` (atomically) next to each scored input."""
 
     def report(self, prediction: Prediction, context: ReportContext) -> None:
+        """Write the sidecar of ``prediction`` (see :func:`sidecar_record`)."""
+        if not Path(prediction.source).is_file():
+            raise ValueError(f"{prediction.source}: not a file, so there is no place for its sidecar")
         text = json.dumps(sidecar_record(prediction, context), indent=2, ensure_ascii=False) + "\n"
         atomic_write(sidecar_path(prediction.source), text)
 
@@ -125,7 +128,10 @@ def load_reporters(names: Iterable[str]) -> list[tuple[str, Reporter]]:
                 loaded.append((name, factory()))
             continue
         if name not in installed:
-            raise ReporterError(f"unknown reporter {name!r}; available: {', '.join(available())}")
+            raise ReporterError(
+                f"unknown reporter {name!r}; available: {', '.join(available())} (others come from "
+                f"installed packages declaring one in the {ENTRY_POINT_GROUP!r} entry-point group)"
+            )
         entry = installed[name]
         try:
             obj = entry.load()
@@ -153,7 +159,7 @@ def run_reporters(
         for name, reporter in reporters:
             try:
                 reporter.report(prediction, context)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the scan either
                 message = f"reporter {name} failed: {type(exc).__name__}: {exc}"
                 prediction.warnings.append(message)
                 failures.append(ReporterFailure(name, prediction.source, message))

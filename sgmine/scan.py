@@ -50,6 +50,11 @@ class Prediction:
     r_max: float | None = None
     qmax: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The top candidate's calibrated probability (None for an error row).
+    confidence: float | None = None
+    #: Whether the input looks like the model's training data (None: error row, or the model
+    #: carries no calibrated threshold). False means: do not trust the candidates.
+    in_domain: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,10 +159,13 @@ def _prepare_batch(items: Sequence[Item], start: int, model: Model) -> list[tupl
 def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model, top_k: int) -> list[Prediction]:
     rows = [values for _, values in batch if values is not None]
     if rows:
-        ranked = iter(top_candidates(model.predict_proba(np.stack(rows)), model, top_k))
+        probs = model.predict_proba(np.stack(rows))
+        ranked = iter(zip(top_candidates(probs, model, top_k), probs.max(axis=1)))
         for prediction, values in batch:
             if values is not None:
-                prediction.candidates = next(ranked)
+                prediction.candidates, confidence = next(ranked)
+                prediction.confidence = float(confidence)
+                prediction.in_domain = model.info.in_domain(prediction.confidence)
     return [prediction for prediction, _ in batch]
 
 

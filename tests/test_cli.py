@@ -46,8 +46,10 @@ def test_csv_columns_and_order(data_dir, template_model):
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split(",")
     assert header == ["file", "status", "sg_1", "symbol_1", "prob_1", "sg_2", "symbol_2", "prob_2",
-                      "message", "r_min", "r_max", "qmax"]
+                      "message", "r_min", "r_max", "qmax", "confidence", "in_domain"]
     rows = _rows(result.stdout)
+    assert all(r["confidence"] == r["prob_1"] for r in rows)
+    assert all(r["in_domain"] == "" for r in rows)  # the template model carries no threshold
     assert [os.path.basename(r["file"]) for r in rows] == ["Si.gr", "Ni.gr"]
     assert rows[1]["qmax"] == "25.000" and rows[0]["qmax"] == ""
     assert rows[0]["r_min"] == "1.500" and rows[0]["r_max"] == "30.000"

@@ -85,3 +85,32 @@ def test_predict_does_not_import_tensorflow(data_dir, template_model):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "225"
+
+
+def test_confidence_and_in_domain_follow_the_models_threshold(tmp_path, data_dir, template_model):
+    """confidence is the calibrated top-1 probability; in_domain compares it with the threshold
+    the model file carries (and is unknown without one)."""
+    import onnx
+
+    from sgmine.model import ModelInfo, attach_metadata
+
+    inputs = [data_dir / "Ni.gr", data_dir / "CdSe-nanoparticle.gr"]
+    plain = predict(inputs, model=template_model, top_k=2)
+    for p in plain:
+        assert p.confidence == pytest.approx(p.candidates[0].probability) and p.in_domain is None
+    high, low = sorted(p.confidence for p in plain)[::-1]
+    assert high > low
+
+    proto = onnx.load(str(template_model))
+    info = ModelInfo.from_metadata({e.key: e.value for e in proto.metadata_props})
+    info = ModelInfo(**{**info.__dict__, "in_domain_threshold": (high + low) / 2})
+    del proto.metadata_props[:]
+    attach_metadata(proto, info)
+    flagged = tmp_path / "flagged.onnx"
+    onnx.save(proto, str(flagged))
+
+    scored = predict(inputs, model=flagged, top_k=2)
+    assert [p.in_domain for p in scored] == [p.confidence >= (high + low) / 2 for p in plain]
+    assert sorted(p.in_domain for p in scored) == [False, True]
+    (bad,) = predict([tmp_path / "missing.gr"], model=flagged)
+    assert bad.confidence is None and bad.in_domain is None

@@ -39,7 +39,9 @@ above :data:`MIN_DISTANCE` (0.75) times the sum of the two covalent radii, and a
 distances above :data:`ANION_MIN_DISTANCE` (1.6) times it (:func:`tolerance_matrix`). The result is
 labelled with spglib as above and rejected if the label is not the requested group (a random
 free parameter can land on a special position and raise the symmetry); up to ``max_tries``
-draws are made. Each crystal's random generator is seeded from ``(seed, index)``, so crystal
+draws are made. A placement that takes PyXtal more than :data:`TRY_SECONDS` is abandoned and
+counts as a failed draw (rare, but without it a few draws take minutes; on a much slower machine
+such a draw may then be abandoned where a fast one finishes it). Each crystal's random generator is seeded from ``(seed, index)``, so crystal
 ``index`` is the same however the work is split or ordered.
 """
 
@@ -50,7 +52,10 @@ import gzip
 import io
 import math
 import re
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -90,6 +95,9 @@ MIN_DISTANCE = 0.75
 ANION_MIN_DISTANCE = 1.6
 #: Range of PyXtal's volume factor (cell volume relative to the sum of atomic volumes).
 VOLUME_FACTOR = (1.0, 1.3)
+#: Wall-clock seconds one PyXtal placement attempt may take before it is abandoned (most take
+#: well under a second; a few draws send PyXtal into minutes of retries).
+TRY_SECONDS = 3.0
 #: Relative weights of 1, 2, 3, 4 species in a synthetic crystal (capped by the number of sites).
 SPECIES_WEIGHTS = (0.15, 0.45, 0.3, 0.1)
 
@@ -398,6 +406,7 @@ class SyntheticCrystal:
     seed: int = 0
     max_atoms: int = 64
     max_tries: int = 20
+    try_seconds: float | None = TRY_SECONDS
 
     @property
     def structure_id(self) -> str:
@@ -436,13 +445,16 @@ class SyntheticCrystal:
                 continue
             crystal = pyxtal()
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), _time_limit(self.try_seconds):
                     warnings.simplefilter("ignore")
                     crystal.from_random(
                         3, int(self.space_group), species, num_ions, sites=sites,
                         factor=float(rng.uniform(*VOLUME_FACTOR)), random_state=rng,
                         tm=tolerance_matrix(species),
                     )
+            except _TimeUp:
+                reasons.append(f"pyxtal took more than {self.try_seconds:g} s")
+                continue
             except Exception as exc:  # pyxtal raises RuntimeError and others when it cannot place atoms
                 reasons.append(f"pyxtal: {_one_line(exc)}")
                 continue
@@ -464,6 +476,39 @@ class SyntheticCrystal:
             f"{self.structure_id}: no valid crystal in space group {self.space_group} after "
             f"{self.max_tries} tries ({summary})"
         )
+
+
+class _TimeUp(BaseException):
+    """Raised by :func:`_time_limit` (a BaseException, so PyXtal's ``except Exception`` retry
+    loops cannot swallow it)."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_TimeUp` in the block after ``seconds`` of wall-clock time.
+
+    Uses SIGALRM, so it applies only in a process's main thread on POSIX (worker processes of a
+    local build); elsewhere (a threaded Dask worker) the block runs without a limit.
+    """
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _TimeUp()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _capped_weights(n_sites: int) -> np.ndarray:

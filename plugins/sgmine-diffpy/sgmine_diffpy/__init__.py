@@ -9,10 +9,10 @@
 
 from sgmine_diffpy.candidates import CandidateModel, candidate_models, space_group_parameters
 from sgmine_diffpy.library import Library, LibraryEntry, LibraryError, load_library
-from sgmine_diffpy.refine import FitResult, fit_candidate, refine_candidates
+from sgmine_diffpy.refine import FitResult, fit_candidate, fit_candidates, refine_candidates
 
 __version__ = "0.1.0"
 __all__ = [
     "CandidateModel", "FitResult", "Library", "LibraryEntry", "LibraryError",
-    "candidate_models", "fit_candidate", "load_library", "refine_candidates", "space_group_parameters",
+    "candidate_models", "fit_candidate", "fit_candidates", "load_library", "refine_candidates", "space_group_parameters",
 ]

@@ -1,5 +1,9 @@
 """The work behind ``sgmine refine`` (the command itself is declared in sgmine's CLI, which
-imports this module only when the command runs)."""
+imports this module only when the command runs).
+
+Exit status: 0 when every candidate was fitted, 1 when some file or fit failed (its row says
+why; the other rows are written), 2 for a usage, library or model error (nothing written).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,18 @@ from typing import Optional
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
+#: What ``sgmine refine`` imports, and the distribution that provides it.
+DEPENDENCIES = {
+    "diffpy.srfit": "diffpy.srfit",
+    "diffpy.structure": "diffpy.structure",
+    "diffpy.pdffit2": "diffpy.pdffit2 (builds against GSL: apt-get install libgsl-dev)",
+    "spglib": "spglib",
+    "matplotlib": "matplotlib",
+}
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+
+class UsageError(ValueError):
+    """Options, library or model that make the whole run impossible."""
 
 
 def run_refine(
@@ -30,84 +43,149 @@ def run_refine(
     plot: bool = True,
 ) -> int:
     """Score each PDF, refine every library structure in its top-k groups, write the table
-    (stdout or ``out``) and a PNG of each file's best fit. Returns the exit status: 0 all fits
-    done, 1 some file or fit failed (its row says why), 2 usage or model error (nothing written).
+    (stdout or ``out``) sorted by Rw within each file, and a PNG of each file's best fit
+    (``<plot_dir>/<file name>.best-fit.png``). Returns the exit status (see the module text).
     """
-    from sgmine.gr import read_gr
-    from sgmine.model import ModelError
-    from sgmine.report import atomic_write
-    from sgmine.scan import expand_paths, iter_predictions, load_model
+    from sgmine.scan import expand_paths, iter_predictions
 
-    from sgmine_diffpy.candidates import candidate_models
-    from sgmine_diffpy.library import LibraryError, load_library
-    from sgmine_diffpy.plot import plot_fit
-    from sgmine_diffpy.refine import ERROR, FitResult, fit_candidate, sort_by_rw, to_csv
+    from sgmine_diffpy.refine import to_csv
 
-    if rmin >= rmax:
-        return _usage(f"--rmin {rmin:g} must be below --rmax {rmax:g}")
-    if out is not None and (out.is_dir() or not out.parent.exists()):
-        return _usage(f"--out {out}: give a file name in an existing directory")
-    plot_dir = plot_dir or (out.parent if out is not None else Path("."))
-    if plot and not plot_dir.is_dir():
-        return _usage(f"--plot-dir {plot_dir}: not a directory")
     try:
-        library = load_library(cif_dir)
-    except LibraryError as exc:
-        return _usage(str(exc))
-    for message in library.skipped:
-        _say(f"sgmine refine: skipped {message}")
-    if not library.entries:
-        return _usage(f"{cif_dir}: no usable structures")
-    try:
-        model = load_model(model_path)
-    except ModelError as exc:
+        plot_dir = _check_options(rmin, rmax, out, plot_dir, plot)
+        library, model = _load_inputs(cif_dir, model_path)
+    except UsageError as exc:
         return _usage(str(exc))
     top_k = min(top_k, len(model.info.classes))
+    fit_options = dict(qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp)
 
-    rows: list[FitResult] = []
+    rows = []
     for prediction in iter_predictions(expand_paths(paths), model, top_k=top_k):
-        if not prediction.ok:
-            rows.append(FitResult(prediction.source, "", None, "", None, None, status=ERROR, message=prediction.message))
-            continue
-        candidates = candidate_models(prediction, library, top_k=top_k)
-        if not candidates:
-            groups = ", ".join(f"{c.space_group} {c.symbol}" for c in prediction.candidates)
-            rows.append(FitResult(prediction.source, "", None, "", None, None, status=ERROR,
-                                  message=f"no structure in {cif_dir} has any of the top-{top_k} groups ({groups})"))
-            continue
-        curve = read_gr(prediction.source)
-        results = []
-        for candidate in candidates:
-            start = time.perf_counter()
-            result = fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp)
-            outcome = f"Rw {result.rw:.4f}" if result.ok else f"failed: {result.message}"
-            _say(f"sgmine refine: {prediction.source} × {Path(candidate.cif).name} "
-                 f"({candidate.symbol}, rank {candidate.model_rank}): {outcome} ({time.perf_counter() - start:.1f} s)")
-            results.append(result)
-        results = sort_by_rw(results)
+        results = refine_prediction(prediction, library, top_k, cif_dir, fit_options)
+        if plot_dir is not None and results[0].ok:
+            _plot_best(results[0], plot_dir / f"{Path(prediction.source).name}.best-fit.png")
         rows += results
-        if plot and results[0].ok:
-            png = plot_dir / f"{Path(prediction.source).name}.best-fit.png"
-            try:
-                plot_fit(results[0], png)
-                _say(f"sgmine refine: best fit plotted in {png}")
-            except OSError as exc:
-                _say(f"sgmine refine: cannot write {png}: {exc.strerror or exc}")
 
-    text = to_csv(rows)
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            atomic_write(out, text)
-        except OSError as exc:
-            return _usage(f"cannot write {out}: {exc.strerror or exc}")
+    try:
+        _write(to_csv(rows), out)
+    except OSError as exc:
+        return _usage(f"cannot write {out}: {exc.strerror or exc}")
     failed = sum(not r.ok for r in rows)
     if failed:
         _say(f"sgmine refine: {failed} of {len(rows)} rows failed (see message column)")
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def refine_prediction(prediction, library, top_k: int, cif_dir, fit_options: dict) -> list:
+    """The fits of one scored file, sorted by Rw; one error row when it cannot be fitted."""
+    from sgmine.gr import ReadError, read_gr
+
+    from sgmine_diffpy.candidates import candidate_models
+    from sgmine_diffpy.refine import fit_candidate, sort_by_rw
+
+    if not prediction.ok:
+        return [error_row(prediction.source, prediction.message)]
+    candidates = candidate_models(prediction, library, top_k=top_k)
+    if not candidates:
+        groups = ", ".join(f"{c.space_group} {c.symbol}" for c in prediction.candidates)
+        return [error_row(prediction.source, f"no structure in {cif_dir} has any of the top-{top_k} groups ({groups})")]
+    try:
+        curve = read_gr(prediction.source)
+    except ReadError as exc:
+        return [error_row(prediction.source, str(exc))]
+    results = []
+    for candidate in candidates:
+        start = time.perf_counter()
+        result = fit_candidate(candidate, curve, **fit_options)
+        outcome = f"Rw {result.rw:.4f}" if result.ok else f"failed: {result.message}"
+        _say(f"sgmine refine: {prediction.source} × {Path(candidate.cif).name} "
+             f"({candidate.symbol}, rank {candidate.model_rank}): {outcome} ({time.perf_counter() - start:.1f} s)")
+        results.append(result)
+    return sort_by_rw(results)
+
+
+def error_row(source: str, message: str):
+    """A table row for a file that yielded no fit."""
+    from sgmine_diffpy.refine import ERROR, FitResult
+
+    return FitResult(source, "", None, "", None, None, status=ERROR, message=message)
+
+
+def missing_dependency() -> str | None:
+    """A message naming the first dependency that cannot be imported, or None when all can."""
+    import importlib
+
+    for module, dist in DEPENDENCIES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"sgmine refine needs {module}, which cannot be imported ({exc}); install {dist}"
+    return None
+
+
+def _check_options(rmin: float, rmax: float, out: Optional[Path], plot_dir: Optional[Path], plot: bool) -> Optional[Path]:
+    """Raise :class:`UsageError` for unusable options; return the plot folder (None: no plots)."""
+    missing = missing_dependency()
+    if missing:
+        raise UsageError(missing)
+    if rmin >= rmax:
+        raise UsageError(f"--rmin {rmin:g} must be below --rmax {rmax:g}")
+    if out is not None and (out.is_dir() or not out.parent.exists()):
+        raise UsageError(f"--out {out}: give a file name in an existing directory")
+    if not plot:
+        return None
+    plot_dir = plot_dir or (out.parent if out is not None else Path("."))
+    if not plot_dir.is_dir():
+        raise UsageError(f"--plot-dir {plot_dir}: not a directory")
+    return plot_dir
+
+
+def _load_inputs(cif_dir: Path, model_path: Optional[Path]):
+    """``(library, model)``; raises :class:`UsageError` when either cannot be used."""
+    from sgmine.model import ModelError
+    from sgmine.scan import load_model
+
+    from sgmine_diffpy.library import LibraryError, load_library
+
+    try:
+        library = load_library(cif_dir)
+    except LibraryError as exc:
+        raise UsageError(str(exc)) from exc
+    for message in library.skipped:
+        _say(f"sgmine refine: skipped {message}")
+    if not library.entries:
+        raise UsageError(f"{cif_dir}: no usable structures")
+    try:
+        return library, load_model(model_path)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _plot_best(result, png: Path) -> None:
+    """Draw the best fit; a plot that fails is reported and never costs the table."""
+    from sgmine_diffpy.plot import plot_fit
+
+    try:
+        plot_fit(result, png)
+    except Exception as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        _say(f"sgmine refine: cannot draw {png}: {detail}")
+        return
+    _say(f"sgmine refine: best fit plotted in {png}")
+
+
+def _write(text: str, out: Optional[Path]) -> None:
+    from sgmine.report import atomic_write
+
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write(out, text)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _usage(message: str) -> int:

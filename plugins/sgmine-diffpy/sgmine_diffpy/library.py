@@ -65,7 +65,6 @@ def element_of(symbol: str) -> str:
 
 def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> LibraryEntry:
     """spglib's conventional standard cell of a diffpy Structure, as a :class:`LibraryEntry`."""
-    import spglib
     from diffpy.structure import Atom, Lattice, Structure
 
     if len(structure) == 0:
@@ -80,8 +79,7 @@ def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> Libra
         u = float(atom.Uisoequiv)
         uiso.setdefault(key, []).append(u if 0 < u <= 0.1 else DEFAULT_UISO)
     cell = (np.array(structure.lattice.base), np.array(structure.xyz) % 1.0, numbers)
-    std = spglib.standardize_cell(cell, to_primitive=False, no_idealize=False, symprec=symprec)
-    dataset = spglib.get_symmetry_dataset(std, symprec=symprec) if std is not None else None
+    std, dataset = _spglib_standard(cell, symprec)
     if dataset is None:
         raise LibraryError(f"{name}: spglib could not determine the space group (symprec {symprec} Å)")
     lattice_vectors, positions, std_numbers = std
@@ -105,6 +103,28 @@ def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> Libra
         symbol=str(dataset.international),
         sites=[int(i) for i in dataset.equivalent_atoms],
     )
+
+
+def _spglib_standard(cell, symprec: float):
+    """``(standard cell, symmetry dataset)`` from spglib, ``(None, None)`` when it finds none.
+
+    Works with spglib's old error handling (None returned, a DeprecationWarning per call, kept
+    quiet here) and its new one (SpglibError raised), without changing spglib's global setting.
+    """
+    import warnings
+
+    import spglib
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*OLD_ERROR_HANDLING.*", category=DeprecationWarning)
+            std = spglib.standardize_cell(cell, to_primitive=False, no_idealize=False, symprec=symprec)
+            dataset = spglib.get_symmetry_dataset(std, symprec=symprec) if std is not None else None
+    except Exception as exc:  # spglib.error.SpglibError with the new error handling
+        if type(exc).__name__ != "SpglibError":
+            raise
+        return None, None
+    return std, dataset
 
 
 def read_structure(path: str | os.PathLike, symprec: float = DEFAULT_SYMPREC) -> LibraryEntry:

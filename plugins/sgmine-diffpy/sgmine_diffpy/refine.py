@@ -15,7 +15,8 @@ The fit runs in three stages (scale; + lattice; + ADPs, delta2 [, qdamp]) so tha
 start does not send the ADPs astray. The fit range defaults to 1.5–30 Å, the range the CNN
 sees. Qmax and Qdamp come from the file header (``qmax``, ``qdamp``) where present, else
 from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
-:data:`DEFAULT_QDAMP`. Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
+:data:`DEFAULT_QDAMP`. The radiation is x-ray unless the header's ``mode``/``stype`` says
+neutron. Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
 (unit weights, since .gr files rarely carry usable uncertainties).
 """
 
@@ -42,6 +43,9 @@ DEFAULT_RMIN, DEFAULT_RMAX = 1.5, 30.0
 DEFAULT_QDAMP = 0.04
 #: Least-squares iterations allowed per stage (a matching structure converges in far fewer).
 DEFAULT_MAX_STEPS = 40
+
+#: Larger isotropic ADPs (Å²) are flagged as unphysical in the result's message.
+MAX_UISO = 0.1
 
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 OK, ERROR = "ok", "error"
@@ -96,6 +100,16 @@ def experiment_settings(curve: Curve, qmax: float | None, qdamp: float | None) -
         d = DEFAULT_QDAMP
         notes.append(f"Qdamp not in header or given: {DEFAULT_QDAMP:g} assumed")
     return float(q), float(d), notes
+
+
+def radiation(curve: Curve) -> str:
+    """pdffit2's scattering type for ``curve``: ``"N"`` when the header's ``mode`` (xPDFsuite,
+    PDFgetX3) or ``stype`` (PDFgui) says neutron, else ``"X"`` (x-ray)."""
+    for name in ("mode", "stype", "radiation"):
+        value = str(header_value(curve.metadata, name) or "").strip().lower()
+        if value:
+            return "N" if value.startswith("n") else "X"
+    return "X"
 
 
 def fit_candidate(
@@ -180,7 +194,7 @@ def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp):
     pf = PdfFit()
     pf.add_structure(candidate.structure)
     keep = curve.r > 0  # pdffit2 turns every residual into NaN when the data include r = 0
-    pf.read_data_lists("X", qmax, qdamp, curve.r[keep].tolist(), curve.g[keep].tolist())
+    pf.read_data_lists(radiation(curve), qmax, qdamp, curve.r[keep].tolist(), curve.g[keep].tolist())
     pf.pdfrange(1, rmin, rmax)
     pf.constrain(pf.dscale(), f"@{_SCALE}")
     pf.setpar(_SCALE, 1.0)
@@ -227,6 +241,7 @@ def _collect(pf, candidate, result: FitResult, fit_qdamp: bool) -> None:
 
 def _physics_notes(result: FitResult) -> list[str]:
     notes = [f"negative Uiso at {label} (unphysical)" for label, u in result.uiso.items() if u < 0]
+    notes += [f"Uiso {u:.3f} Å² at {label} (> {MAX_UISO:g}, unphysical)" for label, u in result.uiso.items() if u > MAX_UISO]
     if result.scale is not None and result.scale <= 0:
         notes.append("scale <= 0: the model does not match the data")
     if result.delta2 is not None and result.delta2 < 0:
@@ -283,17 +298,43 @@ def refine_candidates(
     rmax: float = DEFAULT_RMAX,
     fit_qdamp: bool = False,
 ) -> list[FitResult]:
-    """Score ``gr`` (a PDF file), pair its top-``top_k`` groups with the library structures of
-    those groups (:func:`~sgmine_diffpy.candidates.candidate_models`) and refine each with
-    pdffit2. Returns the results sorted by Rw, best first; failed fits last.
+    """Score ``gr``, pair its top-``top_k`` groups with the library structures of those groups
+    (:func:`~sgmine_diffpy.candidates.candidate_models`) and refine each with pdffit2.
+
+    ``gr`` is a PDF file, a :class:`sgmine.gr.Curve`, an ``(r, G)`` pair, or a
+    :class:`sgmine.Prediction` already made by :func:`sgmine.predict` (then the model is not
+    run again and the data are read from the prediction's file). Returns the results sorted
+    by Rw, best first; failed fits last.
     """
     from sgmine_diffpy.candidates import candidate_models
 
-    curve = read_gr(gr) if isinstance(gr, (str, os.PathLike)) else gr
+    curve = measured_curve(gr)
     candidates = candidate_models(gr, structures, top_k=top_k, model=model)
-    return sort_by_rw(
-        [fit_candidate(c, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp) for c in candidates]
-    )
+    return fit_candidates(candidates, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp)
+
+
+def fit_candidates(candidates: Sequence[CandidateModel], curve: Curve, **options) -> list[FitResult]:
+    """:func:`fit_candidate` on each candidate (same ``options``); results sorted by Rw."""
+    return sort_by_rw([fit_candidate(c, curve, **options) for c in candidates])
+
+
+def measured_curve(gr) -> Curve:
+    """The full measured curve behind ``gr``: a path, Curve, ``(r, G)`` pair or Prediction."""
+    from sgmine.scan import Prediction
+
+    if isinstance(gr, Curve):
+        return gr
+    if isinstance(gr, Prediction):
+        if not os.path.isfile(gr.source):
+            raise ValueError(f"{gr.source}: the prediction's data are not a file; pass the (r, G) curve instead")
+        return read_gr(gr.source)
+    if isinstance(gr, (str, os.PathLike)):
+        return read_gr(gr)
+    try:
+        r, g = (np.asarray(a, dtype=np.float64).ravel() for a in gr)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"expected a PDF file, a Curve, an (r, G) pair or a Prediction, got {type(gr).__name__}") from exc
+    return Curve(r=r, g=g, source="<array>")
 
 
 RESULT_COLUMNS = [
