@@ -3,19 +3,31 @@
 Exit status of ``sgmine scan``: 0 when every input was scored, 1 when some inputs were error
 rows or a ``--report`` reporter failed on some file (the others are still scored and the table
 is written; the message column says what failed), 2 for a usage error, an unknown or
-unloadable reporter, or a model that cannot be used (nothing is written then).
-``sgmine refine`` (from the sgmine-diffpy plugin in plugins/) uses the same three statuses.
+unloadable reporter, an ``--out`` file that ``--resume`` cannot continue, or a model that
+cannot be used (nothing is written then), 130 when the scan was interrupted (Ctrl-C, or
+SIGTERM from ``kill`` or a batch scheduler): with ``--out``, the rows scored so far are then
+saved there, and ``--resume`` continues.
+``sgmine refine`` (from the sgmine-diffpy plugin in plugins/) uses the first three statuses.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence
 
 import typer
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from sgmine.model import Model
+    from sgmine.report import Checkpointer
+    from sgmine.reporters import ReportContext, ReporterFailure
+    from sgmine.scan import Prediction
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
     add_completion=False,
@@ -26,7 +38,7 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """Print a one-line error to stderr and exit with the usage/model status."""
     typer.echo(f"sgmine: error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
@@ -74,12 +86,23 @@ def scan(
         "json (a <file>.sgmine.json sidecar next to each input), or any installed through the "
         "'sgmine.reporters' entry point.  [default: csv]",
     ),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue an earlier scan into --out: keep its scored rows for the inputs given now and "
+        "score only the others (its error rows are tried again). Use the same --model and --top-k.",
+    ),
+    save_every: float = typer.Option(
+        30.0, "--save-every", min=0.0,
+        help="With --out, save the rows scored so far there (atomically) every this many seconds, so "
+        "that a killed scan can be continued with --resume; 0 saves only at the end.",
+    ),
 ) -> None:
     """Score PDFs and write the top-k candidate space groups of each, one row per input."""
     from sgmine import __version__
-    from sgmine.report import atomic_write, to_csv, to_json
-    from sgmine.reporters import DEFAULT_REPORTERS, ReportContext, ReporterError, load_reporters, run_reporters
-    from sgmine.scan import expand_paths, iter_predictions
+    from sgmine.model import ModelError
+    from sgmine.report import Checkpointer, render
+    from sgmine.reporters import DEFAULT_REPORTERS, ReportContext, ReporterError, load_reporters
+    from sgmine.scan import expand_paths
 
     if fmt is None:
         fmt = "json" if out is not None and out.suffix.lower() == ".json" else "csv"
@@ -90,6 +113,8 @@ def scan(
         _fail(f"--out {out} is a directory; give a file name")
     if out is not None and not out.parent.exists():
         _fail(f"--out {out}: directory {out.parent} does not exist")
+    if resume and out is None:
+        _fail("--resume needs --out FILE: the output of the scan to continue")
 
     names = [n.strip() for value in (report_names or DEFAULT_REPORTERS) for n in value.split(",") if n.strip()]
     try:
@@ -100,34 +125,25 @@ def scan(
     items = expand_paths(paths)
     model = _load_model(model_path)
     top_k = min(top_k, len(model.info.classes))
-
-    progress = _progress(len(items))
-    if progress is None:
-        predictions = list(iter_predictions(items, model, top_k=top_k, batch_size=batch_size))
-    else:
-        with progress:
-            task = progress.add_task("scan", total=len(items))
-            predictions = list(
-                iter_predictions(
-                    items, model, top_k=top_k, batch_size=batch_size,
-                    on_progress=lambda n: progress.advance(task, n),
-                )
-            )
-
+    # Rows scored so far, by input index: those --resume keeps, then each as it is scored.
+    results: Dict[int, Prediction] = {}
+    if resume and out is not None:
+        results = _kept_rows(out, fmt, items, top_k, model)
+    saver = Checkpointer(out, fmt, top_k, save_every) if out is not None else None
     context = ReportContext(model.info, str(model.path), top_k, __version__)
-    report_failures = run_reporters(predictions, reporters, context)
+
+    try:
+        with _terminate_as_interrupt():
+            report_failures = _score_missing(items, results, model, top_k, batch_size, reporters, context, saver)
+            predictions = _in_order(results)
+            _write_table(render(predictions, fmt, top_k), out)
+    except KeyboardInterrupt:
+        _stop_interrupted(results, len(items), saver)
+    except ModelError as exc:  # the model loaded but cannot score
+        _fail(str(exc))
+
     for failure in report_failures:
         typer.echo(f"sgmine: {failure.source}: {failure.message}", err=True)
-
-    text = to_json(predictions) if fmt == "json" else to_csv(predictions, top_k)
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            atomic_write(out, text)
-        except OSError as exc:
-            _fail(f"cannot write {out}: {exc.strerror or exc}")
     failed = sum(not p.ok for p in predictions)
     if failed:
         typer.echo(f"sgmine: {failed} of {len(predictions)} inputs could not be scored (see message column)", err=True)
@@ -135,6 +151,133 @@ def scan(
         typer.echo(f"sgmine: {len(report_failures)} reporter call(s) failed (see message column)", err=True)
     if failed or report_failures:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _write_table(text: str, out: Optional[Path]) -> None:
+    """The finished table to stdout, or atomically to ``out`` (exit 2 when that fails)."""
+    from sgmine.report import atomic_write
+
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        atomic_write(out, text)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+
+
+def _kept_rows(out: Path, fmt: str, items: Sequence[str], top_k: int, model: "Model") -> Dict[int, "Prediction"]:
+    """The rows of ``out`` that ``--resume`` keeps, by input index (none when ``out`` does not exist).
+
+    Exits with the usage status when ``out`` is not an sgmine output, or was written with
+    another ``--top-k`` or a model with other classes (mixing them would give a wrong table).
+    """
+    from sgmine.report import read_previous, rows_to_keep
+
+    if not out.exists():
+        typer.echo(f"sgmine: --resume: {out} does not exist yet; scoring every input", err=True)
+        return {}
+    try:
+        previous = read_previous(out, fmt)
+    except ValueError as exc:
+        _fail(f"--resume: {exc}; remove it or drop --resume")
+    kept = rows_to_keep(items, previous)
+    for prediction in kept.values():
+        if len(prediction.candidates) != top_k:
+            _fail(f"--resume: {out} has {len(prediction.candidates)} candidates per file, not --top-k {top_k}; "
+                  "rerun with the --top-k it was written with, or without --resume")
+        unknown = [c.space_group for c in prediction.candidates if c.space_group not in model.info.classes]
+        if unknown:
+            _fail(f"--resume: {out} names space group {unknown[0]}, which model {model.path} does not have; "
+                  "was it written with another --model?")
+    typer.echo(f"sgmine: --resume: {len(kept)} of {len(items)} inputs already scored in {out}; "
+               f"scoring the other {len(items) - len(kept)}", err=True)
+    return kept
+
+
+def _score_missing(
+    items: Sequence[str],
+    results: Dict[int, "Prediction"],
+    model: "Model",
+    top_k: int,
+    batch_size: int,
+    reporters: Sequence[Any],
+    context: "ReportContext",
+    saver: Optional["Checkpointer"],
+) -> List["ReporterFailure"]:
+    """Score the inputs that ``results`` lacks, adding them to it (so an interrupt keeps them).
+
+    Reporters run on each file as soon as it is scored; the rows so far are saved whenever
+    ``saver`` says it is time (a failed save is reported and the scan goes on).
+    """
+    from sgmine.reporters import run_reporters
+    from sgmine.scan import iter_predictions
+
+    todo = [i for i in range(len(items)) if i not in results]
+    failures: List[ReporterFailure] = []
+    progress = _progress(len(todo))
+    with progress if progress is not None else nullcontext():
+        advance = None
+        if progress is not None:
+            task = progress.add_task("scan", total=len(todo))
+            advance = lambda n: progress.advance(task, n)  # noqa: E731
+        stream = iter_predictions([items[i] for i in todo], model, top_k=top_k, batch_size=batch_size,
+                                  on_progress=advance)
+        try:
+            for index, prediction in zip(todo, stream):
+                failures += run_reporters([prediction], reporters, context)
+                results[index] = prediction
+                if saver is not None and saver.due():
+                    _save_progress(saver, results)
+        finally:
+            stream.close()
+    return failures
+
+
+def _in_order(results: Dict[int, "Prediction"]) -> List["Prediction"]:
+    """The predictions so far, in input order."""
+    return [results[i] for i in sorted(results)]
+
+
+def _save_progress(saver: "Checkpointer", results: Dict[int, "Prediction"]) -> None:
+    """A periodic save; one that fails is reported and does not stop the scan."""
+    try:
+        saver.save(_in_order(results))
+    except OSError as exc:
+        typer.echo(f"sgmine: warning: cannot save progress to {saver.path}: {exc.strerror or exc}", err=True)
+
+
+def _stop_interrupted(results: Dict[int, "Prediction"], total: int, saver: Optional["Checkpointer"]) -> NoReturn:
+    """Save the rows scored so far (with ``--out``), say how to continue, exit 130."""
+    where = "; nothing was written (with --out FILE, the rows scored so far are kept)" if saver is None else ""
+    if saver is not None and results:
+        try:
+            saver.save(_in_order(results))
+            where = (f"; the {len(results)} rows so far are in {saver.path}: "
+                     "add --resume to the same command to continue")
+        except (OSError, KeyboardInterrupt):
+            where = f"; could not save to {saver.path} (it keeps its last complete save, if any)"
+    typer.echo(f"sgmine: interrupted after {len(results)} of {total} inputs{where}", err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While scanning, treat SIGTERM (``kill``, a batch scheduler's time limit) like Ctrl-C."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (sgmine used as a library): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()

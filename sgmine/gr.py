@@ -10,9 +10,9 @@ converted to float where they are numbers.
 is faster than ``load_data`` (which reads a file twice, the header line by line) while giving
 identical arrays and metadata on the files both read; ``tests/test_gr.py`` checks that on
 every real file in the repository. It also reads what ``load_data`` rejects but a scientist
-would call a PDF file: comma- or semicolon-separated columns, CRLF line ends, a UTF-8 byte
-order mark, a Latin-1 header. Anything else it cannot make sense of goes to ``load_data``
-before giving up. Problems come back as :class:`ReadError` naming the file.
+would call a PDF file: comma- or semicolon-separated columns, CRLF or CR line ends, a UTF-8
+byte order mark, a Latin-1 header, UTF-16 text with a byte order mark. Anything else it cannot
+make sense of goes to ``load_data`` before giving up. Problems come back as :class:`ReadError` naming the file.
 """
 
 from __future__ import annotations
@@ -31,9 +31,14 @@ import numpy as np
 MIN_BLOCK_ROWS = 10
 #: Files larger than this are refused (a PDF file is rarely more than a few MB).
 MAX_BYTES = 512 * 2**20
+#: A line longer than this is not a data row (a PDF row is r, G and a few more columns); a
+#: file of one enormous line would otherwise cost seconds and gigabytes to split into numbers.
+MAX_ROW_CHARS = 10_000
 
 _SEPARATORS = re.compile(r"[\s,;]+")
 _CONTROL = re.compile(r"[\x01-\x08\x0e-\x1f\x7f]")
+#: A row like ``1,5000  0,2346``: numbers with decimal commas, separated by blanks.
+_DECIMAL_COMMAS = re.compile(r"\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?(?:[ \t]+[-+]?\d+,\d+(?:[eE][-+]?\d+)?)+\s*")
 
 
 class ReadError(ValueError):
@@ -97,8 +102,15 @@ def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None)
     lines = text.splitlines()
     found = _find_block(lines)
     if found is None:
-        raise ReadError(f"{path}: no block of numeric data found")
+        longest = max(map(len, lines), default=0)
+        hint = f" (a line of {longest} characters is not a data row)" if longest > MAX_ROW_CHARS else ""
+        raise ReadError(f"{path}: no block of numeric data found{hint}")
     start, ncols = found
+    if _DECIMAL_COMMAS.fullmatch(lines[start]):
+        raise ReadError(
+            f"{path}: numbers are written with decimal commas ({lines[start].strip()[:40]!r}); "
+            "sgmine reads decimal points only"
+        )
     header = _parse_header(lines[:start])
     window = _window(lines, start, ncols, r_range) if r_range is not None and ncols >= 2 else None
     if window is not None:
@@ -152,26 +164,41 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _decode(raw: bytes, path: Path) -> tuple[str, list[str]]:
-    """Text of the file: UTF-8 (a byte order mark is dropped), else Latin-1 with a warning."""
+    """Text of the file: UTF-8 (a byte order mark is dropped), UTF-16 with a byte order mark,
+    else Latin-1 with a warning."""
     if not raw.strip():
         raise ReadError(f"{path}: file is empty")
-    if b"\x00" in raw:
-        raise ReadError(f"{path}: binary file, not text")
     warnings: list[str] = []
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-        warnings.append("file is not UTF-8; read it as Latin-1")
-    if len(_CONTROL.findall(text, 0, 4096)) > 8:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # "Unicode" as Windows Notepad saves it
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ReadError(f"{path}: binary file, not text (starts like UTF-16 but is not)") from None
+    elif b"\x00" in raw:
+        raise ReadError(f"{path}: binary file, not text")
+    else:
+        text = _utf8_or_latin1(raw, warnings)
+    if "\x00" in text or len(_CONTROL.findall(text, 0, 4096)) > 8:
         raise ReadError(f"{path}: binary file, not text")
     return text, warnings
 
 
+def _utf8_or_latin1(raw: bytes, warnings: list[str]) -> str:
+    """UTF-8 text (a byte order mark dropped), else Latin-1 with a warning added to ``warnings``."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        warnings.append("file is not UTF-8; read it as Latin-1")
+        return raw.decode("latin-1")
+
+
 def _numbers(line: str) -> int:
-    """How many numbers ``line`` holds if it holds only numbers, else 0."""
+    """How many numbers ``line`` holds if it holds only numbers, else 0 (also for a line
+    longer than ``MAX_ROW_CHARS``)."""
+    if len(line) > MAX_ROW_CHARS:
+        return 0
     tokens = _SEPARATORS.split(line.strip())
     if not tokens or tokens == [""]:
         return 0

@@ -151,6 +151,8 @@ class Model:
                     f"no model shipped with this install ({self.path} is missing); "
                     "pass one with --model FILE (Python: model=FILE)"
                 )
+            if self.path.is_dir():
+                raise ModelError(f"model file {self.path} is a directory; give the .onnx file")
             raise ModelError(f"model file {self.path} does not exist")
         import onnxruntime as ort
 
@@ -181,6 +183,13 @@ class Model:
             raise ModelError(
                 f"model {self.path} input shape {shape} does not match its grid of {n} points"
             )
+        if len(shape) == 3 and isinstance(shape[2], int) and shape[2] != 1:
+            raise ModelError(
+                f"model {self.path} input shape {shape} has {shape[2]} channels; sgmine gives one "
+                f"(batch, {n}, 1)"
+            )
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"model {self.path} input is {inputs[0].type}; sgmine gives tensor(float)")
         self._input_name = inputs[0].name
         self._input_rank = len(shape)
         out_shape = outputs[0].shape
@@ -202,16 +211,20 @@ class Model:
             raise ValueError(f"expected an array of shape (n, {self.grid.npoints}), got {x.shape}")
         if self._input_rank == 3:
             x = x[:, :, None]
-        parts = [
-            self._session.run(None, {self._input_name: x[i : i + batch_size]})[0]
-            for i in range(0, len(x), batch_size)
-        ]
+        try:
+            parts = [
+                self._session.run(None, {self._input_name: x[i : i + batch_size]})[0]
+                for i in range(0, len(x), batch_size)
+            ]
+        except Exception as exc:  # onnxruntime's private exception types: a model that cannot run
+            raise ModelError(f"model {self.path} failed to score a batch: {_first_line(exc)}") from exc
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.info.classes)), np.float32)
-        return _apply_temperature(probs.astype(np.float64), self.info.temperature)
+        return apply_temperature(probs.astype(np.float64), self.info.temperature)
 
 
-def _apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Rescale softmax outputs as if the logits had been divided by ``temperature``."""
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale softmax outputs as if the logits had been divided by ``temperature``
+    (the calibration the model file records; 1 leaves them as they are)."""
     if temperature == 1.0 or probs.size == 0:
         return probs
     logits = np.log(np.clip(probs, 1e-30, None)) / temperature

@@ -78,6 +78,9 @@ def test_usage_errors_exit_2(tmp_path, data_dir, template_model):
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
     no_dir = runner.invoke(app, ["scan", ni, "--model", str(template_model), "--out", str(tmp_path / "x" / "o.csv")])
     assert no_dir.exit_code == 2 and "does not exist" in no_dir.stderr
+    resume_to_stdout = runner.invoke(app, ["scan", ni, "--model", str(template_model), "--resume"])
+    assert resume_to_stdout.exit_code == 2 and "--resume needs --out" in resume_to_stdout.stderr
+    assert runner.invoke(app, ["scan", ni, "--model", str(template_model), "--save-every", "-1"]).exit_code == 2
 
 
 def test_output_file_written_atomically_and_replaced(tmp_path, data_dir, template_model):

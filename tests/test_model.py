@@ -3,9 +3,12 @@
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
+from typer.testing import CliRunner
 
 from conftest import CLASSES, SYMBOLS
 from onnx_builder import build_model
+from sgmine.cli import app
 from sgmine.grid import Grid
 from sgmine.model import Model, ModelError, ModelInfo, attach_metadata
 
@@ -90,3 +93,123 @@ def test_model_whose_input_does_not_match_its_grid(tmp_path):
     onnx.save(proto, str(path))
     with pytest.raises(ModelError, match="does not match its grid of 100 points"):
         Model(path)
+
+
+# Every way a model file can be unusable gives one clear line: ModelError from Python, exit 2
+# from the CLI (issue: reliability).
+
+def _edit(path, change):
+    """Load the ONNX model at ``path``, let ``change(proto)`` alter it, save it back."""
+    proto = onnx.load(str(path))
+    change(proto)
+    onnx.save(proto, str(path))
+    return path
+
+
+def _drop_metadata(proto):
+    del proto.metadata_props[:]
+
+
+def _wrong_grid(proto):
+    attach_metadata(proto, ModelInfo(tuple(CLASSES), tuple(SYMBOLS), grid=Grid(npoints=100)))
+
+
+def _five_channels(proto):
+    proto.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 5
+
+
+def _rank_four(proto):
+    proto.graph.input[0].type.tensor_type.shape.dim.add().dim_value = 1
+
+
+def _bad_metadata_value(proto):
+    for entry in proto.metadata_props:
+        if entry.key == "rmin":
+            entry.value = "one and a half"
+
+
+def _bad_model(tmp_path, kind):
+    """A broken model file of the given kind, and the text its error must contain."""
+    good = build_model(tmp_path / f"{kind}.onnx", CLASSES, SYMBOLS)
+    if kind == "missing":
+        good.unlink()
+        return good, "does not exist"
+    if kind == "directory":
+        good.unlink()
+        good.mkdir()
+        return good, "is a directory"
+    if kind == "empty":
+        good.write_bytes(b"")
+        return good, "cannot load model"
+    if kind == "junk":
+        good.write_bytes(b"this is not a protobuf")
+        return good, "cannot load model"
+    if kind == "truncated":
+        good.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+        return good, "cannot load model"
+    edits = {
+        "no_metadata": (_drop_metadata, "not an sgmine model: model metadata lacks classes"),
+        "bad_metadata": (_bad_metadata_value, "not an sgmine model"),
+        "wrong_grid": (_wrong_grid, "does not match its grid of 100 points"),
+        "five_channels": (_five_channels, "has 5 channels"),
+        "rank_four": (_rank_four, "does not match its grid"),
+    }
+    change, text = edits[kind]
+    return _edit(good, change), text
+
+
+MODEL_FAULTS = ["missing", "directory", "empty", "junk", "truncated", "no_metadata", "bad_metadata",
+                "wrong_grid", "five_channels", "rank_four"]
+
+
+@pytest.mark.parametrize("kind", MODEL_FAULTS)
+def test_broken_model_raises_model_error(tmp_path, kind):
+    path, text = _bad_model(tmp_path, kind)
+    with pytest.raises(ModelError, match=text) as caught:
+        Model(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", MODEL_FAULTS)
+def test_broken_model_exits_2_with_one_line(tmp_path, kind, data_dir):
+    path, text = _bad_model(tmp_path, kind)
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(app, ["scan", str(data_dir / "Ni.gr"), "--model", str(path), "-o", str(out)])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sgmine: error: ") and text in lines[0]
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_model_input_of_another_type(tmp_path):
+    def as_double(proto):
+        proto.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+        proto.graph.node.insert(0, onnx.helper.make_node("Cast", ["pdf"], ["pdf_f"], to=onnx.TensorProto.FLOAT))
+        proto.graph.node[1].input[0] = "pdf_f"
+
+    path = _edit(build_model(tmp_path / "m.onnx", CLASSES, SYMBOLS), as_double)
+    with pytest.raises(ModelError, match=r"input is tensor\(double\); sgmine gives tensor\(float\)"):
+        Model(path)
+
+
+def test_model_that_fails_while_scoring(tmp_path, data_dir):
+    """A graph that loads but cannot run on some batches: ModelError naming the file, not an
+    onnxruntime exception."""
+
+    def reshape_by_pairs(proto):
+        for init in proto.graph.initializer:
+            if init.name == "flat_shape":
+                init.CopyFrom(numpy_helper.from_array(np.array([-1, 418], dtype=np.int64), "flat_shape"))
+            if init.name == "W":
+                weight = np.zeros((418, len(CLASSES)), np.float32)
+                init.CopyFrom(numpy_helper.from_array(weight, "W"))
+
+    path = _edit(build_model(tmp_path / "m.onnx", CLASSES, SYMBOLS), reshape_by_pairs)
+    model = Model(path)
+    assert model.predict_proba(np.zeros((2, 209))).shape == (1, len(CLASSES))  # 2 curves fit one row
+    with pytest.raises(ModelError, match=f"model {path} failed to score a batch"):
+        model.predict_proba(np.zeros((3, 209)))
+    result = CliRunner().invoke(app, ["scan", str(data_dir / "Ni.gr"), "--model", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"sgmine: error: model {path} failed to score a batch")
+    assert len(result.stderr.splitlines()) == 1

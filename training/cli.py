@@ -24,6 +24,10 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("baseline")(baseline.baseline_command)
 app.command("export")(export.export_command)
 
+from training import calibrate  # noqa: E402
+
+app.command("calibrate")(calibrate.calibrate_command)
+
 from training import dataset  # noqa: E402  (light: pyxtal, diffpy and dask load inside the command)
 
 app.command("dataset")(dataset.dataset_command)

@@ -6,7 +6,9 @@
 2. converts it with tf2onnx, through a ``tf.function`` wrapping the model (Keras 3 models cannot
    go through ``tf2onnx.convert.from_keras``);
 3. writes the metadata the runtime needs (classes, Hermann–Mauguin symbols from spglib, grid,
-   normalisation, data description, test metrics, version) with :func:`sgmine.model.attach_metadata`;
+   normalisation, data description, test metrics, version, and — when the run has a
+   ``calibration.json`` from ``sgmine-train calibrate`` — the temperature and in-domain
+   threshold) with :func:`sgmine.model.attach_metadata`;
 4. scores the test set with Keras and with the ONNX file through the runtime
    (:class:`sgmine.model.Model`) and refuses to write the file if any probability differs by
    more than ``tolerance`` (1e-4).
@@ -126,6 +128,12 @@ def _run_dir_record(model_path: Path) -> dict[str, Any]:
     return json.loads(history.read_text()) if history.is_file() else {}
 
 
+def _calibration(model_path: Path) -> dict[str, Any]:
+    """``calibration.json`` of the run (``sgmine-train calibrate``), or {} when there is none."""
+    path = model_path.parent / "calibration.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _parity_rows(model_path: Path, data: Dataset | None) -> tuple[np.ndarray, str]:
     """The curves to compare Keras and ONNX on: the run's test rows, all rows, or probe curves."""
     from training.fit import Split
@@ -159,7 +167,7 @@ def export_model(
     """
     import onnx
 
-    from sgmine.model import Model, ModelInfo, attach_metadata
+    from sgmine.model import Model, ModelInfo, apply_temperature, attach_metadata
     from training.symbols import hm_symbols
 
     model_path, out = Path(model_path), Path(out)
@@ -200,6 +208,11 @@ def export_model(
         metrics = {k: report[k] for k in METRIC_KEYS if k in report}
         if "baseline" in report:
             metrics["baseline_top1_accuracy"] = report["baseline"]["top1_accuracy"]
+    calibration = _calibration(model_path)
+    if calibration:
+        metrics["in_class_flagged"] = calibration["test"]["flagged"]
+        metrics["expected_calibration_error"] = calibration["test"]["ece_after"]
+        metrics.update({f"flagged: {k}": v["flagged"] for k, v in calibration["out_of_class"].items()})
     training_data = description or (data.description if data is not None else None) or record.get("data", {}).get("description")
     info = ModelInfo(
         classes=tuple(int(c) for c in classes),
@@ -208,8 +221,11 @@ def export_model(
         model_version=model_version or f"{_dt.date.today():%Y.%m}-{len(classes)}sg",
         training_data=training_data or f"imported from {model_path.name}",
         metrics=metrics,
+        temperature=calibration.get("temperature", 1.0),
+        in_domain_threshold=calibration.get("in_domain_threshold"),
     )
     attach_metadata(proto, info)
+    expected = apply_temperature(expected.astype(np.float64), info.temperature)
     onnx.checker.check_model(proto)
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import typer
@@ -124,6 +124,29 @@ def split_indices(
         warnings.warn("some classes are too small to stratify the split; splitting at random", stacklevel=2)
     train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(test)
+
+
+#: Weight of an outlier row relative to the mean weight of an in-class training row.
+OUTLIER_WEIGHT = 0.5
+
+
+def outlier_rows(
+    outliers: Dataset, data: Dataset, train: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """Out-of-class training curves for outlier exposure (Hendrycks et al. 2019).
+
+    The rows of ``outliers`` whose label is not one of ``data``'s classes (crystals of other
+    space groups), plus as many half as two-phase mixtures of ``data``'s *training* rows of
+    different groups (:func:`training.ood.two_phase_mixtures`). The model is trained to give
+    them a uniform distribution, so that its top-1 probability is low on inputs unlike any class.
+    """
+    from training.ood import two_phase_mixtures
+
+    other = outliers.x[~np.isin(outliers.y, data.classes)]
+    if len(other) == 0:
+        raise ValueError("the outlier dataset has no curves outside the model's classes")
+    mixtures = two_phase_mixtures(data.x[train], data.y[train], len(other) // 2, seed, data.grid)
+    return np.concatenate([other, mixtures]).astype(np.float32)
 
 
 @dataclass
@@ -330,11 +353,15 @@ def fit(
     config: FitConfig = FitConfig(),
     resume: bool = False,
     source: str | Path | None = None,
+    outliers: Dataset | None = None,
 ) -> FitResult:
     """Train the CNN on ``data``, writing the run directory; return where the model went.
 
     With ``resume=True``, continue from ``run_dir/checkpoints`` (same data, same split).
     ``source`` (where ``data`` was read from) is recorded so later steps can find it.
+    ``outliers`` (a dataset of other space groups) adds outlier exposure: see :func:`outlier_rows`;
+    they join the training part only, with uniform targets and weight :data:`OUTLIER_WEIGHT`
+    times the mean in-class weight, so validation and test stay in-class.
     """
     import keras
 
@@ -365,6 +392,15 @@ def fit(
     x = data.x[:, :, None]
     y = one_hot(data.y, data.classes)
     weights = class_weights(data.class_counts(), data.classes)
+    x_train, y_train = x[split.train], y[split.train]
+    w_train = np.array([weights[i] for i in y_train.argmax(axis=1)], dtype=np.float32)
+    n_outliers = 0
+    if outliers is not None:
+        extra = outlier_rows(outliers, data, split.train, config.seed)
+        n_outliers = len(extra)
+        x_train = np.concatenate([x_train, extra[:, :, None]])
+        y_train = np.concatenate([y_train, np.full((n_outliers, len(data.classes)), 1 / len(data.classes), np.float32)])
+        w_train = np.concatenate([w_train, np.full(n_outliers, OUTLIER_WEIGHT * w_train.mean(), np.float32)])
 
     keras.utils.set_random_seed(config.seed)
     with distribution_scope():
@@ -382,13 +418,13 @@ def fit(
     start = time.perf_counter()
     if initial_epoch < config.epochs and not (state and state["early_stopping"]["wait"] >= config.patience):
         model.fit(
-            x[split.train],
-            y[split.train],
+            x_train,
+            y_train,
             validation_data=(x[split.validation], y[split.validation]),
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             batch_size=config.batch_size,
-            class_weight=weights,
+            sample_weight=w_train,  # the class weights, row by row (and the outliers')
             callbacks=callbacks,
             shuffle=True,
             verbose=config.verbose,
@@ -409,6 +445,7 @@ def fit(
         "classes": list(data.classes),
         "class_weights": {str(c): weights[i] for i, c in enumerate(data.classes)},
         "config": asdict(config),
+        "outlier_exposure": {"rows": n_outliers, "weight": OUTLIER_WEIGHT} if n_outliers else None,
         "split": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test),
                   "by_structure": data.groups is not None},
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
@@ -454,6 +491,9 @@ def fit_command(
     patience: int = typer.Option(10, help="Early-stopping patience (epochs without validation-accuracy gain)."),
     min_delta: float = typer.Option(MIN_DELTA, help="Smallest validation-accuracy gain that counts."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    outliers: Optional[Path] = typer.Option(
+        None, "--outliers", help="Dataset of other space groups for outlier exposure (uniform targets)."
+    ),
     threads: int = typer.Option(0, help="CPU threads for TensorFlow (0: TensorFlow's default)."),
     steps_per_execution: int = typer.Option(
         1, "--steps-per-execution", help="Mini-batches per compiled call (same updates; faster on a GPU)."
@@ -475,7 +515,8 @@ def fit_command(
         f"split {'by structure' if dataset.groups is not None else 'by row'}"
     )
     try:
-        result = fit(dataset, out, config, resume=resume, source=data)
+        outlier_data = read_dataset(outliers) if outliers is not None else None
+        result = fit(dataset, out, config, resume=resume, source=data, outliers=outlier_data)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

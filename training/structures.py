@@ -39,10 +39,10 @@ above :data:`MIN_DISTANCE` (0.75) times the sum of the two covalent radii, and a
 distances above :data:`ANION_MIN_DISTANCE` (1.6) times it (:func:`tolerance_matrix`). The result is
 labelled with spglib as above and rejected if the label is not the requested group (a random
 free parameter can land on a special position and raise the symmetry); up to ``max_tries``
-draws are made. A placement that takes PyXtal more than :data:`TRY_SECONDS` is abandoned and
+draws are made, each from its own generator seeded with ``(seed, index, group, try)``. A
+placement that takes PyXtal more than :data:`TRY_SECONDS` of CPU time is abandoned and
 counts as a failed draw (rare, but without it a few draws take minutes; on a much slower machine
-such a draw may then be abandoned where a fast one finishes it). Each crystal's random generator is seeded from ``(seed, index)``, so crystal
-``index`` is the same however the work is split or ordered.
+such a draw may then be abandoned where a fast one finishes it). So crystal ``index`` is the same however the work is split or ordered.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ MIN_DISTANCE = 0.75
 ANION_MIN_DISTANCE = 1.6
 #: Range of PyXtal's volume factor (cell volume relative to the sum of atomic volumes).
 VOLUME_FACTOR = (1.0, 1.3)
-#: Wall-clock seconds one PyXtal placement attempt may take before it is abandoned (most take
-#: well under a second; a few draws send PyXtal into minutes of retries).
+#: CPU seconds one PyXtal placement attempt may take before it is abandoned (most take well
+#: under a second; a few draws send PyXtal into minutes of retries). CPU time, not wall-clock
+#: time, so that a busy machine abandons the same draws as an idle one.
 TRY_SECONDS = 3.0
 #: Relative weights of 1, 2, 3, 4 species in a synthetic crystal (capped by the number of sites).
 SPECIES_WEIGHTS = (0.15, 0.45, 0.3, 0.1)
@@ -420,11 +421,12 @@ class SyntheticCrystal:
 
         from sgmine.simulate import to_diffpy
 
-        rng = np.random.default_rng([int(self.seed), int(self.index), int(self.space_group)])
         combos, probs = wyckoff_combinations(self.space_group, self.max_atoms)
         group = Group(int(self.space_group))
         reasons: list[str] = []
-        for _ in range(self.max_tries):
+        for attempt in range(self.max_tries):
+            # each try has its own generator, so an abandoned try does not change the next ones
+            rng = np.random.default_rng([int(self.seed), int(self.index), int(self.space_group), attempt])
             combo = combos[int(rng.choice(len(combos), p=probs))]
             n_species = int(
                 rng.choice(np.arange(1, 5), p=_capped_weights(len(combo)))
@@ -485,14 +487,15 @@ class _TimeUp(BaseException):
 
 @contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`_TimeUp` in the block after ``seconds`` of wall-clock time.
+    """Raise :class:`_TimeUp` in the block after ``seconds`` of CPU time of this process.
 
-    Uses SIGALRM, so it applies only in a process's main thread on POSIX (worker processes of a
-    local build); elsewhere (a threaded Dask worker) the block runs without a limit.
+    Uses a virtual interval timer (SIGVTALRM), so it applies only in a process's main thread on
+    POSIX (worker processes of a local build); elsewhere (a threaded Dask worker) the block
+    runs without a limit.
     """
     usable = (
         seconds is not None
-        and hasattr(signal, "setitimer")
+        and hasattr(signal, "SIGVTALRM")
         and threading.current_thread() is threading.main_thread()
     )
     if not usable:
@@ -502,13 +505,13 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
     def expire(signum: int, frame: Any) -> None:
         raise _TimeUp()
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGVTALRM, expire)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
 
 
 def _capped_weights(n_sites: int) -> np.ndarray:

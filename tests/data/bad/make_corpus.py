@@ -67,6 +67,11 @@ def main():
     cut = int(np.searchsorted(R, 15.0))
     write("garbage_mid_data.gr", rows(R[:cut], G[:cut]) + "ERROR: detector saturated\n" + rows(R[cut:], G[cut:]))
     write("fortran_d_exponents.gr", rows(fmt="{:.4f} {:.6e}").replace("e", "D"))
+    write("upper_e_exponents.gr", rows(fmt="{:.4E} {:.6E}"))
+    write("mac_cr_line_ends.gr", (header + rows()).replace("\n", "\r"))
+    write("utf16_bom.gr", (header + rows()).encode("utf-16"))  # Windows "Unicode": little-endian with BOM
+    write("decimal_commas.gr", header + rows().replace(".", ","))
+    write("nul_byte_in_header.gr", "# exported by \x00 instrument\n" + header + rows())
 
 
 if __name__ == "__main__":
