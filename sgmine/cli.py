@@ -44,11 +44,11 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _load_model(path: Optional[Path]):
+def _load_model(path: Optional[Path], int8: bool = False):
     from sgmine.model import Model, ModelError
 
     try:
-        return Model(path)
+        return Model(path, int8=int8)
     except ModelError as exc:
         _fail(str(exc))
 
@@ -96,6 +96,12 @@ def scan(
         help="With --out, save the rows scored so far there (atomically) every this many seconds, so "
         "that a killed scan can be continued with --resume; 0 saves only at the end.",
     ),
+    int8: bool = typer.Option(
+        False, "--int8",
+        help="Score with the INT8 version of the model, <model stem>.int8.onnx beside it (made by "
+        "`sgmine-train quantize`, which keeps it only if its top-1 class agrees with float32 on "
+        ">= 99.5% of a held-out test set): faster on CPUs with AVX-512 VNNI. Exit 2 if there is none.",
+    ),
 ) -> None:
     """Score PDFs and write the top-k candidate space groups of each, one row per input."""
     from sgmine import __version__
@@ -123,7 +129,7 @@ def scan(
         _fail(str(exc))
 
     items = expand_paths(paths)
-    model = _load_model(model_path)
+    model = _load_model(model_path, int8)
     top_k = min(top_k, len(model.info.classes))
     # Rows scored so far, by input index: those --resume keeps, then each as it is scored.
     results: Dict[int, Prediction] = {}

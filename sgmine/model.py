@@ -140,11 +140,53 @@ def default_model_path() -> Path:
     return Path(__file__).parent / "data" / "model.onnx"
 
 
+# --- INT8 models (``sgmine scan --int8``) ---------------------------------------------------
+#: An INT8 model is used only if its top-1 class agreed with its float32 model on at least this
+#: share of a held-out test set; ``sgmine-train quantize`` measures it and records it in the file.
+MIN_INT8_AGREEMENT = 0.995
+INT8_AGREEMENT_KEY = "int8_top1_agreement"
+INT8_SUFFIX = ".int8.onnx"
+
+
+def int8_model_path(path: str | Path | None = None) -> Path:
+    """Where the INT8 version of model ``path`` (None: the shipped one) lives: ``<stem>.int8.onnx``
+    beside it (a path that already names an INT8 file is returned as it is)."""
+    path = Path(path) if path is not None else default_model_path()
+    return path if path.name.endswith(INT8_SUFFIX) else path.with_name(path.stem + INT8_SUFFIX)
+
+
+def _int8_agreement(path: Path, meta: dict[str, str]) -> float:
+    """The recorded top-1 agreement of an INT8 model; ModelError when it is missing or too low."""
+    try:
+        share = float(meta[INT8_AGREEMENT_KEY])
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(
+            f"INT8 model {path} does not record its top-1 agreement with the float32 model "
+            f"({INT8_AGREEMENT_KEY}); make it with `sgmine-train quantize`, which measures it"
+        ) from None
+    if not share >= MIN_INT8_AGREEMENT:
+        raise ModelError(
+            f"INT8 model {path} agreed with the float32 model on only {100 * share:.2f}% of its test "
+            f"set ({100 * MIN_INT8_AGREEMENT:.1f}% needed); use the float32 model (drop --int8)"
+        )
+    return share
+# --- end INT8 --------------------------------------------------------------------------------
+
+
 class Model:
     """An ONNX model loaded once, scoring batches of curves already on its grid."""
 
-    def __init__(self, path: str | Path | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, threads: int | None = None, int8: bool = False) -> None:
         self.path = Path(path) if path is not None else default_model_path()
+        if int8:  # the INT8 file beside the model, which must exist
+            self.path = int8_model_path(self.path)
+            if not self.path.is_file():
+                base = "the shipped model" if path is None else str(path)
+                raise ModelError(
+                    f"no INT8 model for {base}: {self.path} does not exist; make it with "
+                    f"`sgmine-train quantize MODEL.onnx --data DATASET --run RUN_DIR --out {self.path}`, "
+                    "or drop --int8"
+                )
         if not self.path.is_file():
             if path is None:
                 raise ModelError(
@@ -171,6 +213,10 @@ class Model:
             self.info = ModelInfo.from_metadata(meta)
         except ValueError as exc:
             raise ModelError(f"model {self.path} is not an sgmine model: {exc}") from exc
+        #: top-1 agreement of an INT8 model with its float32 one (None for a float32 model)
+        self.int8_agreement: float | None = None
+        if int8 or INT8_AGREEMENT_KEY in meta or self.path.name.endswith(INT8_SUFFIX):
+            self.int8_agreement = _int8_agreement(self.path, meta)
         self._check_signature()
 
     def _check_signature(self) -> None:

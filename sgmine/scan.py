@@ -202,15 +202,21 @@ def iter_predictions(
 
 
 @lru_cache(maxsize=4)
-def _cached_model(path: str | None) -> Model:
-    return Model(path)
+def _cached_model(path: str | None, int8: bool = False) -> Model:
+    return Model(path, int8=int8)
 
 
-def load_model(model: Model | str | os.PathLike | None = None) -> Model:
-    """A :class:`Model` from a path (loaded once per process), the shipped one for None."""
+def load_model(model: Model | str | os.PathLike | None = None, int8: bool = False) -> Model:
+    """A :class:`Model` from a path (loaded once per process), the shipped one for None.
+
+    With ``int8=True``, the INT8 file beside it (``<stem>.int8.onnx``, see
+    :func:`sgmine.model.int8_model_path`); :class:`~sgmine.model.ModelError` when there is none.
+    """
     if isinstance(model, Model):
-        return model
-    return _cached_model(os.fspath(model) if model is not None else None)
+        if not int8 or model.int8_agreement is not None:
+            return model
+        model = model.path
+    return _cached_model(os.fspath(model) if model is not None else None, int8)
 
 
 def predict(
@@ -218,6 +224,7 @@ def predict(
     top_k: int = 3,
     model: Model | str | os.PathLike | None = None,
     batch_size: int = 256,
+    int8: bool = False,
 ) -> list[Prediction]:
     """Score PDFs and return their top-``top_k`` candidate space groups, one Prediction per item.
 
@@ -231,6 +238,10 @@ def predict(
     model
         An ONNX model file or a loaded :class:`~sgmine.model.Model`; None uses the model
         shipped with sgmine.
+    int8
+        Score with the INT8 version of the model (``<stem>.int8.onnx`` beside it, made by
+        ``sgmine-train quantize``): faster on CPUs with VNNI, and its top-1 class agreed with
+        the float32 model on at least 99.5% of a held-out test set.
 
     Returns
     -------
@@ -247,4 +258,4 @@ def predict(
     if isinstance(items, (str, os.PathLike, Curve)):
         items = [items]
     items = list(items)
-    return list(iter_predictions(items, load_model(model), top_k=top_k, batch_size=batch_size))
+    return list(iter_predictions(items, load_model(model, int8=int8), top_k=top_k, batch_size=batch_size))

@@ -257,3 +257,21 @@ def test_materials_project_table_labels_mostly_agree_with_the_table():
     sample = tasks[:: len(tasks) // 30][:30]
     agree = sum(t.load().space_group == rows[t.material_id] for t in sample)
     assert agree >= 27  # the table used symprec 0.1, we use 0.01
+
+
+@pytest.mark.parametrize("kind, group", [("fcc", 225), ("hcp", 194), ("diamond", 227), ("bcc", 229), ("simple-cubic", 221)])
+def test_element_prototypes_have_their_space_group(kind, group):
+    from training.structures import prototype_crystals
+
+    tasks = prototype_crystals(3, [kind], seed=2)
+    records = [t.load() for t in tasks]
+    assert [r.space_group for r in records] == [group] * 3
+    assert len({t.structure_id for t in tasks}) == 3
+    assert records[0].structure.lattice.abcABG() == tasks[0].load().structure.lattice.abcABG()  # seeded
+
+
+def test_unknown_prototype_is_refused():
+    from training.structures import prototype_crystals
+
+    with pytest.raises(ValueError, match="unknown prototype"):
+        prototype_crystals(1, ["bct"])

@@ -294,3 +294,39 @@ def test_cli_end_to_end(run, simulated, tmp_path, data_dir):
 
     missing = runner.invoke(app, ["evaluate", str(tmp_path), str(simulated)])
     assert missing.exit_code == 1 and "has no model.keras" in missing.output
+
+
+def test_outlier_exposure_and_calibration_reach_the_model_file(tf, simulated, tmp_path):
+    """fit --outliers adds uniform-target rows; calibrate fits T and the threshold on validation
+    rows and checks out-of-class sets; export writes both into the ONNX metadata."""
+    import json
+
+    from sgmine.model import Model
+    from training import structures
+    from training.calibrate import calibrate
+    from training.datafiles import read_dataset
+    from training.dataset import build_dataset
+    from training.export import export_model
+    from training.fit import FitConfig, fit
+
+    data = read_dataset(simulated)
+    others = tmp_path / "others"
+    build_dataset(structures.prototype_crystals(3, ["bcc", "simple-cubic"]), others, augment=2,
+                  space_groups=None, workers=1, progress=False)
+    run_dir = tmp_path / "run"
+    result = fit(data, run_dir, FitConfig(epochs=1, batch_size=16, verbose=0), source=simulated,
+                 outliers=read_dataset(others))
+    record = json.loads((run_dir / "history.json").read_text())
+    assert record["outlier_exposure"] == {"rows": 12 + 6, "weight": 0.5}  # 12 curves + half as many mixtures
+
+    report = calibrate(run_dir, data, [others], flag_rate=0.1, mixtures=20, amorphous=3)
+    assert report["temperature"] > 0 and 0 <= report["in_domain_threshold"] <= 1
+    assert {k.split(" (")[0] for k in report["out_of_class"]} == {
+        "other space groups", "two-phase mixtures", "amorphous packings"}
+    assert all(0 <= v["flagged"] <= 1 and v["n"] > 0 for v in report["out_of_class"].values())
+    assert (run_dir / "report" / "calibration.png").stat().st_size > 1000
+
+    exported = export_model(result.model_path, tmp_path / "m.onnx", data=data)
+    info = Model(exported.path).info
+    assert info.temperature == pytest.approx(report["temperature"])
+    assert info.in_domain_threshold == pytest.approx(report["in_domain_threshold"])

@@ -32,6 +32,10 @@ from training import dataset  # noqa: E402  (light: pyxtal, diffpy and dask load
 
 app.command("dataset")(dataset.dataset_command)
 
+from training import quantize  # noqa: E402  (light: onnx and onnxruntime.quantization load inside the command)
+
+app.command("quantize")(quantize.quantize_command)
+
 
 def main() -> None:
     """Console-script entry point."""

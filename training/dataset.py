@@ -587,6 +587,9 @@ def dataset_command(
     shard_size: int = typer.Option(25, "--shard-size", help="Structures per shard (the unit of resumable work)."),
     symprec: float = typer.Option(0.01, "--symprec", help="spglib distance tolerance (Å) for the labels."),
     max_atoms: int = typer.Option(400, "--max-atoms", help="Skip structures with more atoms than this in the cell."),
+    prototypes: int = typer.Option(
+        0, "--prototypes", help="One-element crystals per element structure type (fcc, hcp, diamond, bcc, simple-cubic) in --space-groups."
+    ),
     synthetic_max_atoms: int = typer.Option(
         64, "--synthetic-max-atoms", help="Largest conventional cell (atoms) of a synthetic crystal."
     ),
@@ -620,6 +623,9 @@ def dataset_command(
             tasks += found
         if synthetic:
             tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms)
+        if prototypes:
+            kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
+            tasks += structures.prototype_crystals(prototypes, kinds, seed)
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
             shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh,

@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -464,6 +464,14 @@ def fit(
     return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
 
 
+def _joined(parts: list[Dataset]) -> Dataset:
+    """One dataset of the rows of ``parts`` (for several outlier sets; labels kept)."""
+    if len(parts) == 1:
+        return parts[0]
+    y = np.concatenate([p.y for p in parts])
+    return Dataset(x=np.concatenate([p.x for p in parts]), y=y, groups=None, classes=tuple(int(c) for c in np.unique(y)))
+
+
 def _devices() -> list[str]:
     """Names of the devices the backend trains on."""
     if _backend() == "tensorflow":
@@ -491,8 +499,8 @@ def fit_command(
     patience: int = typer.Option(10, help="Early-stopping patience (epochs without validation-accuracy gain)."),
     min_delta: float = typer.Option(MIN_DELTA, help="Smallest validation-accuracy gain that counts."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
-    outliers: Optional[Path] = typer.Option(
-        None, "--outliers", help="Dataset of other space groups for outlier exposure (uniform targets)."
+    outliers: list[Path] = typer.Option(
+        [], "--outliers", help="Dataset of other space groups for outlier exposure (uniform targets). Repeatable."
     ),
     threads: int = typer.Option(0, help="CPU threads for TensorFlow (0: TensorFlow's default)."),
     steps_per_execution: int = typer.Option(
@@ -515,7 +523,7 @@ def fit_command(
         f"split {'by structure' if dataset.groups is not None else 'by row'}"
     )
     try:
-        outlier_data = read_dataset(outliers) if outliers is not None else None
+        outlier_data = _joined([read_dataset(p) for p in outliers]) if outliers else None
         result = fit(dataset, out, config, resume=resume, source=data, outliers=outlier_data)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -5,7 +5,9 @@ Three sources, all yielding :class:`StructureRecord` objects:
 - a folder of CIF files (a user's COD or ICSD export): :func:`cif_directory`;
 - a table of CIF strings, e.g. a Materials Project export with columns ``material_id``,
   ``space_group``, ``cif`` (``.csv`` or ``.csv.gz``): :func:`cif_table`;
-- synthetic crystals made with PyXtal: :func:`synthetic_crystals`.
+- synthetic crystals made with PyXtal: :func:`synthetic_crystals`;
+- one-element crystals of the common element structure types (fcc, hcp, diamond; bcc and
+  simple cubic for out-of-class checks): :func:`prototype_crystals`.
 
 Every source describes its structures with small, picklable *tasks* (:class:`CifFile`,
 :class:`CifText`, :class:`SyntheticCrystal`); calling ``task.load()`` reads or builds the
@@ -535,6 +537,64 @@ def synthetic_crystals(
     return [
         SyntheticCrystal(i, int(space_groups[i % len(space_groups)]), seed, max_atoms) for i in range(n)
     ]
+
+
+# --------------------------------------------------------------------------- element prototypes
+
+#: One-element structure types: space group, Wyckoff positions (fractional coordinates of the
+#: conventional cell), nearest-neighbour distance in units of the cubic/hexagonal ``a``, and
+#: the range of c/a (hexagonal only). Measured PDFs of elements (metal powders and nanoparticles,
+#: Si, Ge, C) are among the most common, and real-structure tables hold few of them.
+PROTOTYPES: dict[str, tuple[int, tuple[tuple[float, float, float], ...], float, tuple[float, float] | None]] = {
+    "fcc": (225, ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)), math.sqrt(0.5), None),
+    "hcp": (194, ((1 / 3, 2 / 3, 0.25), (2 / 3, 1 / 3, 0.75)), 1.0, (1.57, 1.67)),
+    "diamond": (227, tuple(
+        (x + dx, y + dy, z + dz)
+        for x, y, z in ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0))
+        for dx, dy, dz in ((0, 0, 0), (0.25, 0.25, 0.25))
+    ), math.sqrt(3) / 4, None),
+    "bcc": (229, ((0, 0, 0), (0.5, 0.5, 0.5)), math.sqrt(3) / 2, None),
+    "simple-cubic": (221, ((0, 0, 0),), 1.0, None),
+}
+#: Nearest-neighbour distances drawn for the prototypes, Å (from C–C 1.54 to Cs–Cs 5.3).
+NEIGHBOUR_DISTANCE = (2.3, 3.3)
+
+
+@dataclass(frozen=True)
+class PrototypeCrystal:
+    """A task: prototype ``kind`` (:data:`PROTOTYPES`) of one element, with a nearest-neighbour
+    distance (and c/a) drawn from ``(seed, kind, index)``. The PDF of a one-element crystal does
+    not depend on which element it is, only on the lattice."""
+
+    kind: str
+    index: int
+    seed: int = 0
+
+    @property
+    def structure_id(self) -> str:
+        return f"proto-{self.seed}-{self.kind}-{self.index}"
+
+    def load(self, symprec: float = SYMPREC) -> StructureRecord:
+        from diffpy.structure import Atom, Lattice, Structure
+
+        group, sites, nn, c_over_a = PROTOTYPES[self.kind]
+        rng = np.random.default_rng([int(self.seed), int(self.index), list(PROTOTYPES).index(self.kind)])
+        element = str(rng.choice(list(ELEMENTS)))
+        a = float(rng.uniform(*NEIGHBOUR_DISTANCE)) / nn
+        if c_over_a is None:
+            lattice = Lattice(a, a, a, 90, 90, 90)
+        else:
+            lattice = Lattice(a, a, a * float(rng.uniform(*c_over_a)), 90, 90, 120)
+        structure = Structure([Atom(element, xyz=xyz) for xyz in sites], lattice=lattice)
+        return label(structure, self.structure_id, f"prototype:{self.kind}", symprec)
+
+
+def prototype_crystals(n: int, kinds: list[str], seed: int = 0) -> list[PrototypeCrystal]:
+    """Tasks for ``n`` one-element crystals of each prototype in ``kinds``."""
+    unknown = [k for k in kinds if k not in PROTOTYPES]
+    if unknown:
+        raise ValueError(f"unknown prototype(s) {unknown}; known: {list(PROTOTYPES)}")
+    return [PrototypeCrystal(kind, i, seed) for kind in kinds for i in range(n)]
 
 
 def load_all(tasks: list[Any], symprec: float = SYMPREC) -> Iterator[StructureRecord | StructureError]:
