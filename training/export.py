@@ -31,7 +31,7 @@ import numpy as np
 import typer
 
 from sgmine.grid import Grid
-from training.datafiles import Dataset, read_dataset
+from training.datafiles import Dataset, read_dataset, readable_mode
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -241,6 +241,7 @@ def export_model(
                 f"ONNX and Keras outputs differ by up to {difference:.3g} on {checked_on} "
                 f"(allowed {tolerance:g}); not writing {out}"
             )
+        os.chmod(tmp, readable_mode())
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
