@@ -27,7 +27,7 @@ from training.structures import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
-MP_TABLE = Path("/work/shared/data/structures/mp_structures.csv.gz")
+MP_TABLE = ROOT.parent / "shared" / "data" / "structures" / "mp_structures.csv.gz"  # ../shared beside the checkout
 
 # Nickel written out in P1 (all four atoms listed) while its header claims P-1: the label must
 # come from the atoms (Fm-3m, 225), not from the header.
