@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from sgmine.model import apply_temperature
 from training.datafiles import Dataset, read_dataset
 
 #: Default share of in-class inputs flagged as out of domain.
@@ -37,21 +38,11 @@ def fit_temperature(proba: np.ndarray, labels: np.ndarray) -> float:
     (class indices)."""
     from scipy.optimize import minimize_scalar
 
-    logits = np.log(np.clip(proba, 1e-30, None))
-    rows = np.arange(len(labels))
-
     def nll(log_t: float) -> float:
-        return cross_entropy(_softmax(logits / np.exp(log_t)), labels) if len(rows) else 0.0
+        return cross_entropy(apply_temperature(proba, float(np.exp(log_t))), labels)
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
-
-
-def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities as if the logits had been divided by ``temperature`` (as the runtime does)."""
-    from sgmine.model import apply_temperature as runtime_apply
-
-    return runtime_apply(np.asarray(proba, dtype=np.float64), temperature)
 
 
 def cross_entropy(proba: np.ndarray, labels: np.ndarray) -> float:
@@ -80,12 +71,6 @@ def threshold_for(confidence: np.ndarray, flag_rate: float) -> float:
     return float(np.quantile(confidence, flag_rate))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def out_of_class_sets(
     paths: list[Path], data: Dataset, test_rows: np.ndarray, mixtures: int, amorphous: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
@@ -94,7 +79,7 @@ def out_of_class_sets(
 
     sets: dict[str, np.ndarray] = {}
     for path in paths:
-        if path.is_dir() and not any(path.glob("*.gr")) or path.suffix == ".npz":
+        if path.suffix == ".npz" or (path.is_dir() and not any(path.glob("*.gr"))):
             other = read_dataset(path)
             keep = ~np.isin(other.y, data.classes)
             sets[f"other space groups ({path.name}, {int(keep.sum())} curves)"] = other.x[keep]

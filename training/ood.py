@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sgmine.grid import Grid, resample
+from sgmine.grid import Grid, normalise, resample
 
 #: Elements of the amorphous packings (a glass former, metals, a chalcogenide, an oxide former).
 AMORPHOUS_ELEMENTS = ("Si", "Ge", "Fe", "Ni", "Cu", "Zr", "Pd", "Se", "O", "B")
@@ -39,8 +39,8 @@ def two_phase_mixtures(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, grid
         others = np.flatnonzero(y != y[i])
         j = int(others[rng.integers(len(others))])
         f = rng.uniform(0.3, 0.7)
-        out[k] = _minmax(f * x[i] + (1 - f) * x[j])
-    return out.astype(np.float32)
+        out[k] = f * x[i] + (1 - f) * x[j]
+    return normalise(out, grid.normalisation).astype(np.float32)
 
 
 def amorphous_curves(n: int, seed: int = 0, grid: Grid = Grid(), box: float = 14.0) -> np.ndarray:
@@ -76,11 +76,6 @@ def read_curves(paths: list[str | Path], grid: Grid = Grid()) -> np.ndarray:
         curve = read_gr(path)
         rows.append(resample(curve.r, curve.g, grid).values)
     return np.array(rows, dtype=np.float32).reshape(len(rows), grid.npoints)
-
-
-def _minmax(v: np.ndarray) -> np.ndarray:
-    span = v.max() - v.min()
-    return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
 
 def _random_packing(elements: list[str], box: float, rng: np.random.Generator):
