@@ -234,25 +234,86 @@ def test_export_matches_keras_and_runs_in_the_runtime(run, simulated, tmp_path):
     np.testing.assert_allclose(scorer.predict_proba(data.x), expected, atol=1e-4)
 
 
-def test_export_refuses_when_onnx_differs(run, simulated, tmp_path, monkeypatch):
+@pytest.mark.parametrize("converter", ["direct", "tf2onnx"])
+def test_export_refuses_when_onnx_differs(run, simulated, tmp_path, monkeypatch, converter):
     """Swap the converted graph for one with perturbed weights: parity must catch it."""
     import keras
 
     from training import export as export_module
     from training.datafiles import read_dataset
 
-    convert = export_module.keras_to_onnx
+    convert = export_module.convert
 
-    def perturbed(model):
+    def perturbed(model, how):
         other = keras.models.clone_model(model)
         other.set_weights([w + 0.05 for w in model.get_weights()])
-        return convert(other)
+        return convert(other, how)
 
-    monkeypatch.setattr(export_module, "keras_to_onnx", perturbed)
+    monkeypatch.setattr(export_module, "convert", perturbed)
     out = tmp_path / "model.onnx"
     with pytest.raises(export_module.ExportError, match="differ by up to"):
-        export_module.export_model(run.model_path, out, data=read_dataset(simulated))
+        export_module.export_model(run.model_path, out, data=read_dataset(simulated), converter=converter)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def _with_batch_norm_statistics(model, seed: int, negative_scale: bool = False):
+    """Give every BatchNormalization layer non-trivial statistics (a fresh model has 0/1),
+    so that folding them into neighbouring layers is really exercised."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            n = layer.gamma.shape[0]
+            gamma = rng.uniform(0.5, 2.0, n)
+            if negative_scale:  # not foldable into the layer before (it does not commute with ReLU)
+                gamma[::3] *= -1
+            layer.set_weights([gamma, rng.normal(0, 0.5, n), rng.normal(0, 0.3, n), rng.uniform(0.2, 3.0, n)])
+    return model
+
+
+@pytest.mark.parametrize("negative_scale", [False, True])
+def test_direct_graph_matches_keras_and_tf2onnx(tf, negative_scale):
+    """The hand-laid ONNX graph computes what Keras and the tf2onnx graph compute: with negative
+    BatchNormalization scales (folded elsewhere, or not at all before max pooling) and without."""
+    import keras
+    import onnxruntime as ort
+
+    from training.cnn import build_model
+    from training.export import convert, probe_curves
+
+    keras.utils.set_random_seed(5)
+    model = _with_batch_norm_statistics(build_model(8), seed=5, negative_scale=negative_scale)
+    x = probe_curves(209, n=64)[:, :, None]
+    expected = model.predict(x, verbose=0)
+    outputs = {}
+    for how in ("direct", "tf2onnx"):
+        proto, used = convert(model, how)
+        assert used == how
+        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        outputs[how] = session.run(None, {"pdf": x})[0]
+        np.testing.assert_allclose(outputs[how], expected, atol=2e-5)
+    ops = [node.op_type for node in convert(model, "direct")[0].graph.node]
+    # the input BatchNormalization is always a Mul; the one before pooling only when not foldable
+    assert ops.count("Mul") == (2 if negative_scale else 1)
+    assert {"Gather", "MatMul", "Conv", "MaxPool", "Gemm", "Softmax"} <= set(ops)
+    assert "Transpose" not in ops  # the flatten permutation lives in the Dense weights
+
+
+def test_direct_graph_declines_other_architectures(tf):
+    import keras
+
+    from training.export import ExportError, convert
+    from training.onnx_cnn import cnn_to_onnx
+
+    inputs = keras.Input((209, 1))
+    x = keras.layers.Conv1D(8, 5, padding="valid", activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    other = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    assert cnn_to_onnx(other) is None
+    with pytest.raises(ExportError, match="not the reference CNN"):
+        convert(other, "direct")
+    assert convert(other, "auto")[1] == "tf2onnx"
+    with pytest.raises(ValueError, match="unknown converter"):
+        convert(other, "fast")
 
 
 def test_import_an_h5_model_with_its_classes(run, tmp_path):
