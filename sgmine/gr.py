@@ -99,6 +99,11 @@ def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None)
     path = Path(path)
     raw = _read_bytes(path)
     text, warnings = _decode(raw, path)
+    if r_range is not None:
+        curve = _read_window(text, path, r_range)
+        if curve is not None:
+            curve.warnings = warnings
+            return curve
     lines = text.splitlines()
     found = _find_block(lines)
     if found is None:
@@ -112,9 +117,6 @@ def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None)
             "sgmine reads decimal points only"
         )
     header = _parse_header(lines[:start])
-    window = _window(lines, start, ncols, r_range) if r_range is not None and ncols >= 2 else None
-    if window is not None:
-        return Curve(r=window[:, 0].copy(), g=window[:, 1].copy(), metadata=header, source=str(path), warnings=warnings)
     try:
         data, end = _parse_block(lines, start, ncols)
     except ValueError as exc:  # rows that Python's float() takes but numpy's parser does not
@@ -273,50 +275,96 @@ def _first_number(line: str) -> float | None:
         return None
 
 
-def _window(lines: list[str], start: int, ncols: int, r_range: tuple[float, float]) -> np.ndarray | None:
-    """The rows of the block around ``r_range``, or None when r is not plainly increasing."""
-    end = len(lines)
-    while end > start and not lines[end - 1].strip():
-        end -= 1
+#: Characters other than "\n" at which ``str.splitlines`` ends a line; a file holding any of
+#: them is read by the general path, which splits the whole file into lines.
+_OTHER_LINE_ENDS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+#: Characters of the file first searched for the data block (then 4x more, up to the whole file).
+_HEAD_CHARS = 4096
+
+
+def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve | None:
+    """The rows of the data block from two below ``r_range[0]`` to two above ``r_range[1]``,
+    found by bisection on r over character offsets, so that neither the whole file is split
+    into lines nor the rows outside the window are parsed.
+
+    Returns None whenever the general path must decide (odd line ends, no clear data block
+    near the top, r not plainly increasing, an unparsable row, a last row cut short); that
+    path then reads the file and reports any problem.
+    """
+    if any(mark in text for mark in _OTHER_LINE_ENDS):
+        return None
+    found = None
+    size = _HEAD_CHARS
+    while found is None:
+        head = text[:size].split("\n")
+        if size < len(text):
+            head.pop()  # cut part-way through a line
+        found = _find_block(head)
+        if found is not None and found[0] + MIN_BLOCK_ROWS > len(head):
+            found = None  # a block not yet confirmed by enough rows inside the head
+        if found is None and size >= len(text):
+            return None
+        size *= 4
+    start, ncols = found
+    if ncols < 2 or _DECIMAL_COMMAS.fullmatch(head[start]):
+        return None
+    block = sum(len(line) + 1 for line in head[:start])  # offset of the block's first row
+    body_end = len(text.rstrip())
+    last = text[text.rfind("\n", block, body_end) + 1 : body_end]
+    if body_end <= block or _numbers(last) < ncols:  # a last row cut short: the full parse reports it
+        return None
     probes: dict[int, float] = {}
 
-    def r_at(i: int) -> float:
-        if i not in probes:
-            value = _first_number(lines[i])
+    def r_at(offset: int) -> float:
+        if offset not in probes:
+            end = text.find("\n", offset, body_end)
+            value = _first_number(text[offset : end if end >= 0 else body_end])
             if value is None:
-                raise ValueError(i)
-            probes[i] = value
-        return probes[i]
+                raise ValueError(offset)
+            probes[offset] = value
+        return probes[offset]
 
-    def first_index(predicate) -> int:
-        lo, hi = start, end
+    def first_line(predicate) -> int:
+        """Offset of the first row whose r satisfies ``predicate`` (``body_end`` if none)."""
+        lo, hi = block, body_end
         while lo < hi:
             mid = (lo + hi) // 2
-            if predicate(r_at(mid)):
-                hi = mid
+            line_start = text.rfind("\n", block, mid) + 1 or block
+            line_end = text.find("\n", mid, body_end)
+            if predicate(r_at(line_start)):
+                hi = line_start
             else:
-                lo = mid + 1
+                lo = body_end if line_end < 0 else line_end + 1
         return lo
 
-    if _numbers(lines[end - 1]) < ncols:  # a last row cut short: the full parse reports it
-        return None
     try:
-        r_at(start), r_at(end - 1)
-        i_lo = first_index(lambda r: r >= r_range[0])
-        i_hi = first_index(lambda r: r > r_range[1])
+        r_at(block), r_at(text.rfind("\n", block, body_end) + 1 or block)
+        lo = first_line(lambda r: r >= r_range[0])
+        hi = first_line(lambda r: r > r_range[1])
     except ValueError:
         return None
-    ordered = [probes[i] for i in sorted(probes)]
+    ordered = [probes[offset] for offset in sorted(probes)]
     if any(b <= a for a, b in zip(ordered, ordered[1:])):
         return None
-    a, b = max(start, i_lo - 2), min(end, i_hi + 2)
+    for _ in range(2):  # two rows either side, as the spline needs points beyond the range
+        if lo > block:
+            lo = text.rfind("\n", block, lo - 1) + 1 or block
+        if hi < body_end:
+            nxt = text.find("\n", hi, body_end)
+            hi = body_end if nxt < 0 else nxt + 1
+    sep = _separator(head[start])
+    before = text[block:lo].split("\n")[:-1]  # the rows between the block's start and the window
     try:
-        data = _loadtxt(lines[a:b], _separator(lines[start]), ncols)
+        # they must all be data rows, or the general path ends the block before the window
+        if before and len(_loadtxt(before, sep, ncols)) != len(before):
+            return None
+        data = _loadtxt(text[lo:hi].split("\n"), sep, ncols)
     except ValueError:
         return None
     if len(data) < 2 or np.any(np.diff(data[:, 0]) <= 0) or not np.isfinite(data[:, 0]).all():
         return None
-    return data
+    header = _parse_header(head[:start])
+    return Curve(r=data[:, 0].copy(), g=data[:, 1].copy(), metadata=header, source=str(path))
 
 
 def _separator(line: str) -> str | None:

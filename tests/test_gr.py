@@ -129,3 +129,40 @@ def test_windowed_read_parses_only_the_rows_it_needs(data_dir):
     assert window.r[0] < 1.5 < 30.0 < window.r[-1]
     assert window.r.size < full.r.size // 2 + 10
     assert window.metadata == full.metadata
+
+
+def test_windowed_read_does_not_parse_the_whole_block(data_dir, monkeypatch):
+    """The measured examples take the fast path: bisection over the text, only the window parsed."""
+    from sgmine import gr
+
+    def whole_block(*args, **kwargs):
+        raise AssertionError("the whole data block was parsed")
+
+    monkeypatch.setattr(gr, "_parse_block", whole_block)
+    for name in ("Ni.gr", "Si.gr", "CdSe-nanoparticle.gr"):
+        curve = read_gr(data_dir / name, r_range=(1.5, 30.0))
+        assert curve.r[0] < 1.5 < 30.0 < curve.r[-1] and curve.r.size < 3100
+    with pytest.raises(AssertionError):  # a full read does parse it
+        read_gr(data_dir / "Ni.gr")
+
+
+@pytest.mark.parametrize("junk", ["x y", "", "# note", "1.0"])
+def test_windowed_read_sees_a_block_that_ends_before_the_window(tmp_path, junk):
+    """A line that ends the data block before the grid's range ends it for a windowed read too."""
+    from sgmine.grid import Grid, GridError, resample
+
+    rows = [f"{i * 0.01:.4f} {np.sin(i * 0.05):.5f}" for i in range(4000)]
+    rows[20] = junk
+    path = tmp_path / "junk.gr"
+    path.write_text("\n".join(rows) + "\n")
+    outcomes = []
+    for r_range in (None, (1.5, 30.0)):
+        try:
+            curve = read_gr(path, r_range=r_range)
+            outcomes.append(resample(curve.r, curve.g, Grid()).values)
+        except GridError as exc:
+            outcomes.append(str(exc))
+    if isinstance(outcomes[0], str):
+        assert outcomes[1] == outcomes[0]
+    else:
+        np.testing.assert_array_equal(outcomes[1], outcomes[0])
