@@ -12,6 +12,7 @@ measured one reach the network through exactly the same arithmetic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,13 +88,14 @@ def _order_finite(r: np.ndarray, g: np.ndarray, warnings: list[str]) -> tuple[np
 
 
 def _interpolate(r: np.ndarray, g: np.ndarray, at: np.ndarray, kind: str) -> np.ndarray:
-    """Interpolate ``g(r)`` at points ``at`` (all inside [r[0], r[-1]]) with scipy's interp1d."""
+    """Interpolate ``g(r)`` at points ``at`` (all inside [r[0], r[-1]]) with scipy's interp1d;
+    ``g`` may hold several curves as columns, shape (len(r), n)."""
     from scipy.interpolate import interp1d
 
     order = {"linear": 1, "quadratic": 2, "cubic": 3}[kind]
     if r.size <= order:  # too few points for the spline order: fall back to straight lines
         kind = "linear"
-    return interp1d(r, g, kind=kind, assume_sorted=True)(at)
+    return interp1d(r, g, kind=kind, axis=0, assume_sorted=True)(at)
 
 
 def normalise(values: np.ndarray, method: str = "minmax") -> np.ndarray:
@@ -117,14 +119,19 @@ def normalise(values: np.ndarray, method: str = "minmax") -> np.ndarray:
     return (values - lo) / span
 
 
-def resample(r: np.ndarray, g: np.ndarray, grid: Grid) -> Resampled:
-    """Put a measured curve ``g(r)`` on ``grid``: cut, interpolate, zero-fill, normalise.
+@dataclass
+class _Cut:
+    """A curve cut to the grid's range (one measured point kept either side), ready to interpolate."""
 
-    Rows with non-finite values are dropped and unsorted r is sorted, each with a warning.
-    A curve that covers only part of the grid is scored with a warning; one that does not
-    overlap it, has fewer than :data:`MIN_POINTS` points on it, or is flat raises
-    :class:`GridError`.
-    """
+    r: np.ndarray
+    g: np.ndarray
+    used_min: float
+    used_max: float
+    warnings: list[str]
+
+
+def _cut(r: np.ndarray, g: np.ndarray, grid: Grid) -> _Cut:
+    """Validate, order and cut a curve to ``grid``'s range; :class:`GridError` when it cannot be scored."""
     r = np.asarray(r, dtype=np.float64).ravel()
     g = np.asarray(g, dtype=np.float64).ravel()
     if r.shape != g.shape:
@@ -151,15 +158,60 @@ def resample(r: np.ndarray, g: np.ndarray, grid: Grid) -> Resampled:
             f"only {n_inside} measured point{'s' if n_inside != 1 else ''} within {grid.rmin:g}–{grid.rmax:g} Å "
             f"(need at least {MIN_POINTS})"
         )
-
-    points = grid.r
-    covered = (points >= r_cut[0]) & (points <= r_cut[-1])
-    values = np.zeros_like(points)
-    values[covered] = _interpolate(r_cut, g_cut, points[covered], grid.interpolation)
     used_min, used_max = max(r_cut[0], grid.rmin), min(r_cut[-1], grid.rmax)
-    if not covered.all():
-        warnings.append(
-            f"data cover {used_min:.4g}–{used_max:.4g} Å of the model's {grid.rmin:g}–{grid.rmax:g} Å; "
-            f"{int((~covered).sum())} of {points.size} grid points set to zero"
-        )
-    return Resampled(normalise(values, grid.normalisation), float(used_min), float(used_max), warnings)
+    return _Cut(r_cut, g_cut, float(used_min), float(used_max), warnings)
+
+
+def resample(r: np.ndarray, g: np.ndarray, grid: Grid) -> Resampled:
+    """Put a measured curve ``g(r)`` on ``grid``: cut, interpolate, zero-fill, normalise.
+
+    Rows with non-finite values are dropped and unsorted r is sorted, each with a warning.
+    A curve that covers only part of the grid is scored with a warning; one that does not
+    overlap it, has fewer than :data:`MIN_POINTS` points on it, or is flat raises
+    :class:`GridError`.
+    """
+    result = resample_many([(r, g)], grid)[0]
+    if isinstance(result, GridError):
+        raise result
+    return result
+
+
+def resample_many(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: Grid) -> list[Resampled | GridError]:
+    """:func:`resample` for many ``(r, G)`` curves: a :class:`Resampled` or the
+    :class:`GridError` for each, in order.
+
+    Curves measured on the same r-points (as a beamtime's files usually are) are interpolated
+    together, one spline solve for all of them, which is several times faster than one by one
+    and gives the same values to round-off.
+    """
+    results: list[Resampled | GridError | None] = [None] * len(curves)
+    groups: dict[bytes, list[tuple[int, _Cut]]] = {}
+    for index, (r, g) in enumerate(curves):
+        try:
+            cut = _cut(r, g, grid)
+        except GridError as exc:
+            results[index] = exc
+            continue
+        groups.setdefault(cut.r.tobytes(), []).append((index, cut))
+    points = grid.r
+    for members in groups.values():
+        r_cut = members[0][1].r
+        covered = (points >= r_cut[0]) & (points <= r_cut[-1])
+        values = np.zeros((len(members), points.size))
+        g_cuts = np.stack([cut.g for _, cut in members], axis=1)  # (points of r_cut, curves)
+        values[:, covered] = _interpolate(r_cut, g_cuts, points[covered], grid.interpolation).T
+        coverage = []
+        if not covered.all():
+            used_min, used_max = members[0][1].used_min, members[0][1].used_max
+            coverage.append(
+                f"data cover {used_min:.4g}–{used_max:.4g} Å of the model's {grid.rmin:g}–{grid.rmax:g} Å; "
+                f"{int((~covered).sum())} of {points.size} grid points set to zero"
+            )
+        for (index, cut), row in zip(members, values):
+            try:
+                results[index] = Resampled(
+                    normalise(row, grid.normalisation), cut.used_min, cut.used_max, cut.warnings + coverage
+                )
+            except GridError as exc:
+                results[index] = exc
+    return results

@@ -19,7 +19,7 @@ from typing import Any, Union
 import numpy as np
 
 from sgmine.gr import Curve, ReadError, read_gr
-from sgmine.grid import GridError, resample
+from sgmine.grid import GridError, Resampled, resample, resample_many
 from sgmine.model import Model
 
 #: An input: a path to a PDF file, or an ``(r, G)`` pair of arrays.
@@ -116,29 +116,30 @@ def _describe(item: Item, index: int) -> str:
     return f"<array {index}>"
 
 
-def _prepare(item: Item, index: int, model: Model) -> tuple[Prediction, np.ndarray | None]:
-    """Read and resample one input; an error Prediction (and None) when that fails."""
+def _read(item: Item, index: int, model: Model) -> Curve | Prediction:
+    """Read one input (only its rows around the model's r-range); an error Prediction when that fails."""
     source = _describe(item, index)
     try:
-        curve = _load_item(item, (model.grid.rmin, model.grid.rmax))
-        on_grid = resample(curve.r, curve.g, model.grid)
-    except (ReadError, GridError) as exc:
-        message = str(exc)
-        if isinstance(exc, GridError) and not message.startswith(source):
-            message = f"{source}: {message}"
-        return Prediction(source=source, status=ERROR, message=message), None
+        return _load_item(item, (model.grid.rmin, model.grid.rmax))
+    except ReadError as exc:
+        return Prediction(source=source, status=ERROR, message=str(exc))
     except Exception as exc:  # a reader bug must not cost the other files their results
-        return Prediction(source=source, status=ERROR, message=f"{source}: unexpected error: {exc!r}"), None
-    prediction = Prediction(
-        source=source,
-        status=OK,
-        warnings=curve.warnings + on_grid.warnings,
-        r_min=on_grid.r_min,
-        r_max=on_grid.r_max,
-        qmax=curve.qmax,
-        metadata=curve.metadata,
-    )
-    return prediction, on_grid.values
+        return Prediction(source=source, status=ERROR, message=f"{source}: unexpected error: {exc!r}")
+
+
+def _resample_all(curves: list[Curve], model: Model) -> list[Resampled | Exception]:
+    """Each curve on the model's grid, or the exception that stopped it; one curve's failure
+    never costs the others (an unexpected one sends them through one by one)."""
+    try:
+        return resample_many([(curve.r, curve.g) for curve in curves], model.grid)
+    except Exception:
+        results: list[Resampled | Exception] = []
+        for curve in curves:
+            try:
+                results.append(resample(curve.r, curve.g, model.grid))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
 
 def top_candidates(probs: np.ndarray, model: Model, top_k: int) -> list[list[Candidate]]:
@@ -153,7 +154,37 @@ def top_candidates(probs: np.ndarray, model: Model, top_k: int) -> list[list[Can
 
 
 def _prepare_batch(items: Sequence[Item], start: int, model: Model) -> list[tuple[Prediction, np.ndarray | None]]:
-    return [_prepare(item, start + i, model) for i, item in enumerate(items)]
+    """Read and resample ``items`` (the ``start``-th onwards): a Prediction for each, with its
+    curve on the grid, or an error Prediction and None."""
+    read = [_read(item, start + i, model) for i, item in enumerate(items)]
+    curves = [curve for curve in read if isinstance(curve, Curve)]
+    on_grid = iter(_resample_all(curves, model))
+    batch: list[tuple[Prediction, np.ndarray | None]] = []
+    for i, curve in enumerate(read):
+        if isinstance(curve, Prediction):
+            batch.append((curve, None))
+            continue
+        source = _describe(items[i], start + i)
+        result = next(on_grid)
+        if isinstance(result, Exception):
+            message = str(result)
+            if not isinstance(result, GridError):
+                message = f"unexpected error: {result!r}"
+            if not message.startswith(source):
+                message = f"{source}: {message}"
+            batch.append((Prediction(source=source, status=ERROR, message=message), None))
+            continue
+        prediction = Prediction(
+            source=source,
+            status=OK,
+            warnings=curve.warnings + result.warnings,
+            r_min=result.r_min,
+            r_max=result.r_max,
+            qmax=curve.qmax,
+            metadata=curve.metadata,
+        )
+        batch.append((prediction, result.values))
+    return batch
 
 
 def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model, top_k: int) -> list[Prediction]:

@@ -116,3 +116,35 @@ def test_normalise_rows():
 def test_invalid_grid_settings(kwargs):
     with pytest.raises(ValueError):
         Grid(**kwargs)
+
+
+def test_resample_many_matches_resample_one_by_one(data_dir):
+    """Curves sharing r-points are interpolated together; the values are those of one-by-one
+    resampling, errors stay in their places, and the others are unaffected."""
+    from sgmine.gr import read_gr
+    from sgmine.grid import GridError, resample, resample_many
+
+    grid = Grid()
+    ni, si = read_gr(data_dir / "Ni.gr"), read_gr(data_dir / "Si.gr")
+    rng = np.random.default_rng(0)
+    curves = [
+        (ni.r, ni.g),
+        (ni.r, ni.g + rng.normal(0, 0.01, ni.g.size)),  # same r as the first: one spline solve
+        (si.r, si.g),
+        (np.array([40.0, 41.0]), np.array([1.0, 2.0])),  # no overlap
+        (ni.r, np.ones_like(ni.g)),  # flat
+        (ni.r[ni.r < 20], ni.g[ni.r < 20]),  # partial coverage, a warning
+        (si.r, si.g * 3),
+    ]
+    many = resample_many(curves, grid)
+    assert len(many) == len(curves)
+    for (r, g), result in zip(curves, many):
+        try:
+            one = resample(r, g, grid)
+        except GridError as exc:
+            assert isinstance(result, GridError) and str(result) == str(exc)
+            continue
+        np.testing.assert_allclose(result.values, one.values, rtol=0, atol=1e-12)
+        assert result.warnings == one.warnings
+        assert (result.r_min, result.r_max) == (one.r_min, one.r_max)
+    assert "set to zero" in many[5].warnings[0]
