@@ -155,7 +155,8 @@ def _read_bytes(path: Path) -> bytes:
         )
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+            raw = handle.read(info.st_size + 1)  # one byte more shows a file that grew (asking for
+            # MAX_BYTES would make Python allocate that much for every file)
     except PermissionError:
         raise ReadError(f"{path}: permission denied") from None
     except OSError as exc:

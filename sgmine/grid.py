@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sgmine.spline import quadratic_spline
+
 #: Fewest measured points inside the model's r-range that can still be scored.
 MIN_POINTS = 5
 
@@ -88,8 +90,13 @@ def _order_finite(r: np.ndarray, g: np.ndarray, warnings: list[str]) -> tuple[np
 
 
 def _interpolate(r: np.ndarray, g: np.ndarray, at: np.ndarray, kind: str) -> np.ndarray:
-    """Interpolate ``g(r)`` at points ``at`` (all inside [r[0], r[-1]]) with scipy's interp1d;
-    ``g`` may hold several curves as columns, shape (len(r), n)."""
+    """Interpolate ``g(r)`` at points ``at`` (all inside [r[0], r[-1]]) as scipy's interp1d does
+    (the quadratic spline by :func:`sgmine.spline.quadratic_spline`, the same values without
+    scipy's import cost); ``g`` may hold several curves as columns, shape (len(r), n)."""
+    if kind == "quadratic" and r.size >= 3:  # the convention's spline without importing scipy
+        values = quadratic_spline(r, g, at)
+        if values is not None:
+            return values
     from scipy.interpolate import interp1d
 
     order = {"linear": 1, "quadratic": 2, "cubic": 3}[kind]
