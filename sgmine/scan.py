@@ -26,6 +26,8 @@ from sgmine.model import Model
 Item = Union[str, os.PathLike, tuple]
 
 OK, ERROR = "ok", "error"
+#: Items in the first batch of :func:`iter_predictions` (the others are ``batch_size``).
+FIRST_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -210,23 +212,28 @@ def iter_predictions(
     """Yield one :class:`Prediction` per item, in order, scoring ``batch_size`` items at a time.
 
     The next batch is read and resampled in a background thread while the model scores the
-    current one (onnxruntime releases the GIL), so reading and scoring overlap.
+    current one (onnxruntime releases the GIL), so reading and scoring overlap. The first
+    batch is small (:data:`FIRST_BATCH` items), so that scoring starts early instead of
+    waiting, one core idle, for a whole batch to be read.
     ``on_progress(n)`` is called after each batch with the number of items it finished.
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    starts = list(range(0, len(items), batch_size))
-    if not starts:
+    first = min(batch_size, FIRST_BATCH)
+    bounds = [0, *range(first, len(items), batch_size), len(items)] if items else []
+    chunks = list(zip(bounds, bounds[1:]))
+    if not chunks:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgmine-read") as reader:
-        pending = reader.submit(_prepare_batch, items[0:batch_size], 0, model)
-        for k, start in enumerate(starts):
+        lo, hi = chunks[0]
+        pending = reader.submit(_prepare_batch, items[lo:hi], lo, model)
+        for k in range(len(chunks)):
             batch = pending.result()
-            if k + 1 < len(starts):
-                nxt = starts[k + 1]
-                pending = reader.submit(_prepare_batch, items[nxt : nxt + batch_size], nxt, model)
+            if k + 1 < len(chunks):
+                lo, hi = chunks[k + 1]
+                pending = reader.submit(_prepare_batch, items[lo:hi], lo, model)
             yield from _score_batch(batch, model, top_k)
             if on_progress is not None:
                 on_progress(len(batch))

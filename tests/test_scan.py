@@ -114,3 +114,27 @@ def test_confidence_and_in_domain_follow_the_models_threshold(tmp_path, data_dir
     assert sorted(p.in_domain for p in scored) == [False, True]
     (bad,) = predict([tmp_path / "missing.gr"], model=flagged)
     assert bad.confidence is None and bad.in_domain is None
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 32, 33, 256])
+def test_batching_changes_nothing_but_the_pace(data_dir, template_model, batch_size):
+    """However items fall into batches (the first one small, the rest batch_size), every item
+    gets the same prediction, in order, and progress counts every item once."""
+    from sgmine.scan import FIRST_BATCH, iter_predictions, load_model
+
+    ni, si = read_gr(data_dir / "Ni.gr"), read_gr(data_dir / "Si.gr")
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(FIRST_BATCH + 45):
+        curve = (ni, si)[i % 2]
+        items.append((curve.r, curve.g + rng.normal(0, 0.02, curve.g.size)) if i % 7 else "missing.gr")
+    model = load_model(template_model)
+    reference = list(iter_predictions(items, model, batch_size=len(items)))
+    seen = []
+    got = list(iter_predictions(items, model, batch_size=batch_size, on_progress=seen.append))
+    assert sum(seen) == len(items) and seen[0] == min(batch_size, FIRST_BATCH, len(items))
+    assert [p.status for p in got] == [p.status for p in reference]
+    for a, b in zip(got, reference):
+        assert [c.space_group for c in a.candidates] == [c.space_group for c in b.candidates]
+        np.testing.assert_allclose([c.probability for c in a.candidates], [c.probability for c in b.candidates],
+                                   atol=1e-6)
