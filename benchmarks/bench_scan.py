@@ -8,7 +8,8 @@ measured examples (Ni, Si, CdSe with a little noise, headers kept), then times:
   (b) the reference pipeline with the same CNN in Keras (a fresh process),
   (c) scoring alone: onnxruntime float32 (tf2onnx's graph in a default session, and the graph
       ``sgmine-train export`` writes in sgmine's session), onnxruntime INT8, Keras ``predict``,
-  (d) reading alone: sgmine's reader against diffpy.utils ``load_data``,
+  (d) reading alone: sgmine's reader (whole files, and only the rows the grid needs, as
+      ``sgmine scan`` reads) against diffpy.utils ``load_data``; resampling one by one and together,
 
 and prints PDFs/s, ratios, peak memory, time to the first result, CLI start-up time, and
 scoring speed as a share of this machine's float32 GEMM peak (measured here, with numpy).
@@ -42,6 +43,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Timed repeats of each measurement (``--repeats``); the best is reported.
+REPEATS = 3
 EXAMPLES = ROOT / "examples" / "data"
 
 
@@ -171,23 +174,23 @@ def flops_per_pdf(onnx_path: Path) -> float:
 
 # ----------------------------------------------------------------------------- timings
 
-def best_rate(fn, count: int, repeats: int = 3) -> float:
+def best_rate(fn, count: int, repeats: int | None = None) -> float:
     """Items per second of the fastest of ``repeats`` calls of ``fn`` (which handles ``count`` items)."""
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats or REPEATS):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return count / min(times)
 
 
-def gemm_peak() -> float:
-    """float32 GEMM GFLOP/s of numpy's BLAS on this machine (all cores), best of 20 1024³ products."""
-    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
-    b = np.random.default_rng(1).random((1024, 1024), dtype=np.float32)
+def gemm_peak(n: int = 2048) -> float:
+    """float32 GEMM GFLOP/s of numpy's BLAS on this machine (all cores), best of 10 n³ products."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, n), dtype=np.float32)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(20))
-    return 2 * 1024**3 / best / 1e9
+    best = min(_timed(lambda: a @ b) for _ in range(10))
+    return 2 * n**3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -264,13 +267,16 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, help="dataset for INT8 agreement (its test split)")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each measurement (best is kept)")
     args = parser.parse_args()
+    global REPEATS
+    REPEATS = max(1, args.repeats)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sgmine-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     threads = os.cpu_count() or 1
-    figures: dict = {"n_files": args.n, "cpu_count": threads}
+    figures: dict = {"n_files": args.n, "cpu_count": threads, "repeats": REPEATS}
 
     print(f"building {args.n} files in {workdir / 'files'} ...", flush=True)
     paths = make_files(workdir / "files", args.n)
@@ -279,7 +285,7 @@ def main() -> None:
     from diffpy.utils.parsers import load_data
 
     from sgmine.gr import read_gr
-    from sgmine.grid import resample
+    from sgmine.grid import resample, resample_many
     from sgmine.model import MIN_INT8_AGREEMENT, Model
 
     model = Model(onnx_path)
@@ -287,6 +293,11 @@ def main() -> None:
 
     # (d) reading alone
     figures["read_sgmine_files_per_s"] = best_rate(lambda: [read_gr(p) for p in paths], len(paths))
+    window = (model.grid.rmin, model.grid.rmax)
+    figures["read_sgmine_window_files_per_s"] = best_rate(lambda: [read_gr(p, r_range=window) for p in paths], len(paths))
+    curves = [read_gr(p, r_range=window) for p in paths]
+    figures["resample_one_by_one_per_s"] = best_rate(lambda: [resample(c.r, c.g, model.grid) for c in curves], len(paths))
+    figures["resample_many_per_s"] = best_rate(lambda: resample_many([(c.r, c.g) for c in curves], model.grid), len(paths))
     figures["read_diffpy_files_per_s"] = best_rate(
         lambda: [(load_data(p, headers=True), load_data(p)) for p in paths], len(paths)
     )
@@ -347,7 +358,7 @@ def main() -> None:
     runs = {"sgmine": [], "reference": []}
     if offered:
         runs["sgmine_int8"] = []
-    for _ in range(3):  # interleaved, so drifting machine load hits all alike
+    for _ in range(args.repeats):  # interleaved, so drifting machine load hits all alike
         runs["sgmine"].append(run_process(sgmine_cmd, first_line_after=1))
         runs["reference"].append(run_process(ref_cmd, first_line_after=1))
         if offered:
@@ -379,13 +390,13 @@ def report(f: dict) -> None:
     lines = [
         "",
         f"sgmine scan benchmark: {f['n_files']} files, {f['cpu_count']} CPUs",
-        "end to end (fresh process, best of 3; median in brackets)",
+        f"end to end (fresh process, best of {f['repeats']}; median in brackets)",
         e2e("sgmine", "sgmine scan"),
         *([e2e("sgmine_int8", "sgmine scan --int8")] if "e2e_sgmine_int8_s" in f else []),
         e2e("reference", "reference (TF+diffpy)"),
         f"  speed-up             {f['e2e_speedup']:7.2f} x"
         + (f"   (--int8: {ratio('e2e_reference_s', 'e2e_sgmine_int8_s'):.2f} x)" if "e2e_sgmine_int8_s" in f else ""),
-        "scoring alone (PDFs/s, best of 3)",
+        f"scoring alone (PDFs/s, best of {f['repeats']})",
         f"  onnxruntime fp32, tf2onnx graph, default session {f['score_ort_default_pdfs_per_s']:7.0f}",
         f"  onnxruntime fp32, sgmine graph and session       {f['score_sgmine_fp32_pdfs_per_s']:7.0f}  "
         f"({ratio('score_sgmine_fp32_pdfs_per_s', 'score_ort_default_pdfs_per_s'):.2f} x)",
@@ -399,10 +410,15 @@ def report(f: dict) -> None:
         "(numpy, measured now)",
         f"  -> fp32 limit {f['fp32_limit_pdfs_per_s']:.0f} PDFs/s; sgmine fp32 reaches "
         f"{100 * f['fp32_share_of_gemm_peak']:.0f}% of it",
-        "reading alone (files/s, best of 3)",
-        f"  sgmine read_gr      {f['read_sgmine_files_per_s']:7.0f}",
-        f"  diffpy load_data    {f['read_diffpy_files_per_s']:7.0f}   "
-        f"({ratio('read_sgmine_files_per_s', 'read_diffpy_files_per_s'):.2f} x)",
+        f"reading alone (files/s, best of {f['repeats']})",
+        f"  sgmine read_gr, whole file             {f['read_sgmine_files_per_s']:7.0f}   "
+        f"({ratio('read_sgmine_files_per_s', 'read_diffpy_files_per_s'):.2f} x diffpy)",
+        f"  sgmine read_gr, rows the grid needs    {f['read_sgmine_window_files_per_s']:7.0f}   "
+        f"({ratio('read_sgmine_window_files_per_s', 'read_diffpy_files_per_s'):.2f} x diffpy; what scan does)",
+        f"  diffpy load_data                       {f['read_diffpy_files_per_s']:7.0f}",
+        f"resampling onto the grid (curves/s, best of {f['repeats']})",
+        f"  one by one {f['resample_one_by_one_per_s']:7.0f}   together (resample_many, as scan does) "
+        f"{f['resample_many_per_s']:7.0f}",
         f"CLI start-up (sgmine --help, median of 5): {f['cli_help_s']:.3f} s",
     ]
     if "int8_top1_agreement" in f:
