@@ -13,6 +13,10 @@ every real file in the repository. It also reads what ``load_data`` rejects but 
 would call a PDF file: comma- or semicolon-separated columns, CRLF or CR line ends, a UTF-8
 byte order mark, a Latin-1 header, UTF-16 text with a byte order mark. Anything else it cannot
 make sense of goes to ``load_data`` before giving up. Problems come back as :class:`ReadError` naming the file.
+
+With ``r_range`` (as ``sgmine scan`` reads), the rows around that range are found by bisection
+on r over the file's characters and only they are parsed; the result is the same as a full
+read cut to the range (tested on every real file and on generated ones).
 """
 
 from __future__ import annotations
