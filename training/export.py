@@ -4,7 +4,7 @@
 
 1. loads the Keras model (``.keras`` or legacy ``.h5``) in safe mode;
 2. converts it: the reference CNN is written straight into an ONNX graph laid out for
-   onnxruntime's CPU kernels (:mod:`training.onnx_cnn`, about 1.3x faster to score); any other
+   onnxruntime's CPU kernels (:mod:`training.onnx_cnn`, 1.3-1.6x faster to score); any other
    model, or ``--converter tf2onnx``, goes through tf2onnx, by a ``tf.function`` wrapping the
    model (Keras 3 models cannot go through ``tf2onnx.convert.from_keras``);
 3. writes the metadata the runtime needs (classes, Hermann–Mauguin symbols from spglib, grid,
