@@ -315,8 +315,8 @@ def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve |
         return None
     block = sum(len(line) + 1 for line in head[:start])  # offset of the block's first row
     body_end = len(text.rstrip())
-    last = text[text.rfind("\n", block, body_end) + 1 : body_end]
-    if body_end <= block or _numbers(last) < ncols:  # a last row cut short: the full parse reports it
+    last = text.rfind("\n", block, body_end) + 1 or block  # offset of the last row
+    if body_end <= block or _numbers(text[last:body_end]) < ncols:  # a last row cut short: the full parse reports it
         return None
     probes: dict[int, float] = {}
 
@@ -343,7 +343,7 @@ def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve |
         return lo
 
     try:
-        r_at(block), r_at(text.rfind("\n", block, body_end) + 1 or block)
+        r_at(block), r_at(last)
         lo = first_line(lambda r: r >= r_range[0])
         hi = first_line(lambda r: r > r_range[1])
     except ValueError:

@@ -95,18 +95,13 @@ def quadratic_spline(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray
     l, basis = _basis(t, x, n)
     # row i holds B[l-2], B[l-1], B[l] at x[i]; rows 1..n-2 have l = i + 1 except row 1 (l = 2),
     # which is the same columns; rows 0 and n-1 are the identity at the ends.
-    column = l - 2  # first non-zero column of each row
-    offset = column - (np.arange(n) - 1)  # 0 for a tridiagonal row (columns i-1, i, i+1)
     inner = slice(1, n - 1)
-    if n > 3 and np.any(offset[inner] != 0):
+    if np.any(l[inner] - 2 != np.arange(n)[inner] - 1):  # not columns i-1, i, i+1: not tridiagonal
         return None
     a = np.zeros(n)
     b = np.ones(n)
     c = np.zeros(n)
-    if n == 3:  # one inner row, over columns 0, 1, 2
-        a[1], b[1], c[1] = basis[1]
-    else:
-        a[inner], b[inner], c[inner] = basis[inner, 0], basis[inner, 1], basis[inner, 2]
+    a[inner], b[inner], c[inner] = basis[inner, 0], basis[inner, 1], basis[inner, 2]
     if np.any(np.abs(b[inner]) < np.abs(a[inner]) + np.abs(c[inner])):
         return None
     single = y.ndim == 1

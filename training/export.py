@@ -34,12 +34,10 @@ import typer
 
 from sgmine.grid import Grid
 from training.datafiles import Dataset, read_dataset, readable_mode
+from training.onnx_cnn import INPUT_NAME, OPSET, OUTPUT_NAME, cnn_to_onnx
 
-OPSET = 17
 CONVERTERS = ("auto", "direct", "tf2onnx")
 TOLERANCE = 1e-4
-INPUT_NAME = "pdf"
-OUTPUT_NAME = "probabilities"
 #: Figures copied from the evaluation report into the model's ``metrics`` metadata.
 METRIC_KEYS = ("n_test", "test_loss", "top1_accuracy", "top2_accuracy", "top3_accuracy")
 
@@ -86,8 +84,6 @@ def convert(model, converter: str = "auto"):
     ``auto`` writes the reference CNN directly (:func:`training.onnx_cnn.cnn_to_onnx`) and
     hands anything else to tf2onnx; ``direct`` refuses other models; ``tf2onnx`` always uses it.
     """
-    from training.onnx_cnn import cnn_to_onnx
-
     if converter not in CONVERTERS:
         raise ValueError(f"unknown converter {converter!r}; use one of {', '.join(CONVERTERS)}")
     if converter != "tf2onnx":

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The ONNX opset, and the graph's input and output names, of every exported model (this graph
+#: and tf2onnx's, see :mod:`training.export`).
 OPSET = 17
 #: The oldest ONNX IR version that carries opset 17, so older onnxruntime releases read the file.
 IR_VERSION = 8
