@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -35,7 +36,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help text: rendering it with rich costs ~0.3 s of start-up
     help="Candidate space groups from measured pair distribution functions (PDF, G(r)).",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from sgmine import __version__
+
+        typer.echo(f"sgmine {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version, help="Print sgmine's version and exit."
+    ),
+) -> None:
+    """Candidate space groups from measured pair distribution functions (PDF, G(r))."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -110,11 +129,8 @@ def scan(
     from sgmine.reporters import DEFAULT_REPORTERS, ReportContext, ReporterError, load_reporters
     from sgmine.scan import expand_paths
 
-    if fmt is None:
-        fmt = "json" if out is not None and out.suffix.lower() == ".json" else "csv"
-    fmt = fmt.lower()
-    if fmt not in ("csv", "json"):
-        _fail(f"unknown --format {fmt!r}; use csv or json")
+    started = time.monotonic()
+    fmt = _output_format(fmt, out)
     if out is not None and out.is_dir():
         _fail(f"--out {out} is a directory; give a file name")
     if out is not None and not out.parent.exists():
@@ -130,7 +146,10 @@ def scan(
 
     items = expand_paths(paths)
     model = _load_model(model_path, int8)
-    top_k = min(top_k, len(model.info.classes))
+    if top_k > len(model.info.classes):
+        typer.echo(f"sgmine: warning: --top-k {top_k} is more than the model's {len(model.info.classes)} classes; "
+                   f"giving all {len(model.info.classes)}", err=True)
+        top_k = len(model.info.classes)
     # Rows scored so far, by input index: those --resume keeps, then each as it is scored.
     results: Dict[int, Prediction] = {}
     if resume and out is not None:
@@ -155,8 +174,34 @@ def scan(
         typer.echo(f"sgmine: {failed} of {len(predictions)} inputs could not be scored (see message column)", err=True)
     if report_failures:
         typer.echo(f"sgmine: {len(report_failures)} reporter call(s) failed (see message column)", err=True)
+    if out is not None:
+        typer.echo(_summary(predictions, out, time.monotonic() - started), err=True)
     if failed or report_failures:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _output_format(fmt: Optional[str], out: Optional[Path]) -> str:
+    """csv or json: ``--format``, else ``--out``'s suffix, else csv; exit 2 when they disagree."""
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    if fmt is None:
+        return "json" if suffix == "json" else "csv"
+    fmt = fmt.lower()
+    if fmt not in ("csv", "json"):
+        _fail(f"unknown --format {fmt!r}; use csv or json")
+    if suffix in ("csv", "json") and suffix != fmt:
+        _fail(f"--format {fmt} does not match --out {out} (a .{suffix} file); drop --format to take it from "
+              f"the suffix, or name the file .{fmt}")
+    return fmt
+
+
+def _summary(predictions: Sequence["Prediction"], out: Path, seconds: float) -> str:
+    """The line a scan into ``--out`` ends with: what was scored, what failed, where it went, how long."""
+    scored = sum(p.ok for p in predictions)
+    doubted = sum(p.ok and p.in_domain is False for p in predictions)
+    errors = len(predictions) - scored
+    flagged = f" ({doubted} with in_domain = false)" if doubted else ""
+    return (f"sgmine: {scored} scored{flagged}, {errors} error{'s' if errors != 1 else ''}; "
+            f"table in {out} ({seconds:.1f} s)")
 
 
 def _write_table(text: str, out: Optional[Path]) -> None:
@@ -327,7 +372,9 @@ def simulate(
     rstep: float = typer.Option(0.01, "--rstep", help="r spacing, Å."),
     radiation: str = typer.Option("xray", "--radiation", help="xray or neutron."),
 ) -> None:
-    """Simulate G(r) of crystal structures (PDFgui/pdffit2 conventions) to compare with a measurement."""
+    """Simulate G(r) of crystal structures (PDFgui/pdffit2 conventions) to compare with a measurement.
+    Needs the simulate extra (pip install 'sgmine[simulate]')."""
+    _require_simulate_extra()
     from sgmine.simulate import PDFParams, SimulationError, simulate_file
 
     try:
@@ -352,6 +399,23 @@ def simulate(
     if failed:
         typer.echo(f"sgmine: {failed} of {len(structures)} structures could not be simulated", err=True)
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+#: What ``sgmine simulate`` imports beyond the runtime: the ``simulate`` extra.
+SIMULATE_MODULES = ("diffpy.structure", "periodictable")
+
+
+def _require_simulate_extra() -> None:
+    """Exit 2 with one line when a module of the ``simulate`` extra is not installed."""
+    import importlib.util
+
+    for name in SIMULATE_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # its parent package (diffpy) is missing
+            found = False
+        if not found:
+            _fail(f"sgmine simulate needs {name}, which is not installed: pip install 'sgmine[simulate]'")
 
 
 @app.command()

@@ -22,6 +22,7 @@ read cut to the range (tested on every real file and on generated ones).
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import re
 import stat
@@ -58,6 +59,18 @@ class Curve:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: The lines before the data block (column labels, an RMCProfile point count, ...).
+    header_lines: tuple[str, ...] = ()
+    #: The file's whole r-range when ``r`` holds only the rows around a window (``r_range``).
+    span: tuple[float, float] | None = None
+
+    @property
+    def r_span(self) -> tuple[float, float]:
+        """The lowest and highest r of the file (not only of the rows read), Å."""
+        if self.span is not None:
+            return self.span
+        finite = self.r[np.isfinite(self.r)]
+        return (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
 
     @property
     def qmax(self) -> float | None:
@@ -135,7 +148,8 @@ def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None)
         raise ReadError(f"{path}: data have 1 column; need r and G(r) (at least 2 columns)")
     if len(data) < 2:
         raise ReadError(f"{path}: only {len(data)} data row; need a curve of many (r, G) rows")
-    return Curve(r=data[:, 0].copy(), g=data[:, 1].copy(), metadata=header, source=str(path), warnings=warnings)
+    return Curve(r=data[:, 0].copy(), g=data[:, 1].copy(), metadata=header, source=str(path), warnings=warnings,
+                 header_lines=tuple(lines[:start]))
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -167,7 +181,28 @@ def _read_bytes(path: Path) -> bytes:
         raise ReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if len(raw) != info.st_size:
         raise ReadError(f"{path}: file changed size while being read (still being written?)")
+    if raw.startswith(GZIP_MAGIC):
+        raw = _gunzip(raw, path)
     return raw
+
+
+#: The first bytes of a gzip file.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """The text inside a gzip-compressed file (``Ni.gr.gz``), refused when it is not whole or too large."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
+            text = handle.read(MAX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ReadError(f"{path}: gzip-compressed file that cannot be decompressed ({exc})") from None
+    if len(text) > MAX_BYTES:
+        raise ReadError(f"{path}: gzip-compressed file holds more than {MAX_BYTES // 2**20} MiB")
+    return text
 
 
 def _decode(raw: bytes, path: Path) -> tuple[str, list[str]]:
@@ -369,7 +404,8 @@ def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve |
     if len(data) < 2 or np.any(np.diff(data[:, 0]) <= 0) or not np.isfinite(data[:, 0]).all():
         return None
     header = _parse_header(head[:start])
-    return Curve(r=data[:, 0].copy(), g=data[:, 1].copy(), metadata=header, source=str(path))
+    return Curve(r=data[:, 0].copy(), g=data[:, 1].copy(), metadata=header, source=str(path),
+                 header_lines=tuple(head[:start]), span=(probes[block], probes[last]))
 
 
 def _separator(line: str) -> str | None:

@@ -19,12 +19,12 @@ from typing import Any
 
 from sgmine.scan import Prediction
 
-#: Columns after the candidates, in order.
-EXTRA_COLUMNS = ("message", "r_min", "r_max", "qmax", "confidence", "in_domain")
+#: Columns after the candidates, in order (the README's table lists them in this order).
+EXTRA_COLUMNS = ("confidence", "in_domain", "r_min", "r_max", "qmax", "message")
 
 
 def csv_columns(top_k: int) -> list[str]:
-    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,message,r_min,r_max,qmax,confidence,in_domain``."""
+    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,confidence,in_domain,r_min,r_max,qmax,message``."""
     columns = ["file", "status"]
     for i in range(1, top_k + 1):
         columns += [f"sg_{i}", f"symbol_{i}", f"prob_{i}"]
@@ -36,8 +36,8 @@ def _number(value: float | None, digits: int) -> str:
 
 
 def _message(prediction: Prediction) -> str:
-    """The error for an error row; the warnings, joined, for a scored row."""
-    return prediction.message if not prediction.ok else "; ".join(prediction.warnings)
+    """The error for an error row; the warnings and doubts, joined, for a scored row."""
+    return prediction.message if not prediction.ok else "; ".join([*prediction.warnings, *prediction.doubts])
 
 
 def csv_row(prediction: Prediction, top_k: int) -> list[str]:
@@ -50,12 +50,12 @@ def csv_row(prediction: Prediction, top_k: int) -> list[str]:
         else:
             row += ["", "", ""]
     row += [
-        _message(prediction),
+        _number(prediction.confidence, 4),
+        _flag(prediction.in_domain),
         _number(prediction.r_min, 3),
         _number(prediction.r_max, 3),
         _number(prediction.qmax, 3),
-        _number(prediction.confidence, 4),
-        _flag(prediction.in_domain),
+        _message(prediction),
     ]
     return row
 
@@ -86,13 +86,14 @@ def to_record(prediction: Prediction) -> dict[str, Any]:
             {"space_group": c.space_group, "symbol": c.symbol, "probability": round(c.probability, 6)}
             for c in prediction.candidates
         ],
-        "message": prediction.message,
-        "warnings": list(prediction.warnings),
+        "confidence": prediction.confidence,
+        "in_domain": prediction.in_domain,
         "r_min": prediction.r_min,
         "r_max": prediction.r_max,
         "qmax": prediction.qmax,
-        "confidence": prediction.confidence,
-        "in_domain": prediction.in_domain,
+        "message": prediction.message,
+        "warnings": list(prediction.warnings),
+        "doubts": list(prediction.doubts),
         "metadata": {k: v for k, v in prediction.metadata.items() if isinstance(v, (str, int, float))},
     }
 
@@ -209,6 +210,7 @@ def from_record(record: dict[str, Any]) -> Prediction:
         candidates=[Candidate(int(c["space_group"]), c["symbol"], float(c["probability"])) for c in record["candidates"]],
         message=record.get("message", ""),
         warnings=list(record.get("warnings", [])),
+        doubts=list(record.get("doubts", [])),
         r_min=record.get("r_min"),
         r_max=record.get("r_max"),
         qmax=record.get("qmax"),

@@ -18,12 +18,13 @@ from typing import Any, Union
 
 import numpy as np
 
+from sgmine import plausibility, rmcprofile
 from sgmine.gr import Curve, ReadError, read_gr
 from sgmine.grid import GridError, Resampled, resample, resample_many
 from sgmine.model import Model
 
-#: An input: a path to a PDF file, or an ``(r, G)`` pair of arrays.
-Item = Union[str, os.PathLike, tuple]
+#: An input: a path to a PDF file, an ``(r, G)`` pair of arrays, or an N×2 array of (r, G) rows.
+Item = Union[str, os.PathLike, tuple, np.ndarray]
 
 OK, ERROR = "ok", "error"
 #: Items in the first batch of :func:`iter_predictions` (the others are ``batch_size``).
@@ -55,8 +56,12 @@ class Prediction:
     #: The top candidate's calibrated probability (None for an error row).
     confidence: float | None = None
     #: Whether the input looks like the model's training data (None: error row, or the model
-    #: carries no calibrated threshold). False means: do not trust the candidates.
+    #: carries no calibrated threshold and nothing speaks against the curve). False means: do
+    #: not trust the candidates.
     in_domain: bool | None = None
+    #: Why the curve is not one the model can judge (see :mod:`sgmine.plausibility`); any
+    #: doubt makes ``in_domain`` False.
+    doubts: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -90,8 +95,33 @@ def expand_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
     return paths
 
 
+def _is_single_array_item(items: Any) -> bool:
+    """True when ``items`` is one curve rather than a list of inputs: an ``(r, G)`` tuple of two
+    numeric sequences, or a 2-D array of (r, G) rows (as ``np.loadtxt`` gives) or columns."""
+    if isinstance(items, np.ndarray):
+        return items.ndim == 2 and 2 in items.shape
+    if isinstance(items, tuple) and len(items) == 2:
+        return not any(isinstance(part, (str, os.PathLike, Curve, tuple)) for part in items) and all(
+            np.ndim(part) == 1 for part in items
+        )
+    return False
+
+
+def _columns(item: Any) -> tuple[Any, Any]:
+    """r and G of an ``(r, G)`` pair or a 2-D array of rows (N×2) or columns (2×N)."""
+    if isinstance(item, np.ndarray) and item.ndim == 2:
+        if item.shape[1] == 2:
+            return item[:, 0], item[:, 1]
+        if item.shape[0] == 2:
+            return item[0], item[1]
+        raise ReadError(f"a {item.shape[0]}×{item.shape[1]} array is not (r, G): need N×2 rows or 2×N columns")
+    r, g = item
+    return r, g
+
+
 def _load_item(item: Item, r_range: tuple[float, float]) -> Curve:
-    """Read a path (only its rows around ``r_range``), or wrap an ``(r, G)`` pair, as a :class:`Curve`."""
+    """Read a path (only its rows around ``r_range``), or wrap an ``(r, G)`` pair or N×2 array, as a
+    :class:`Curve`."""
     if isinstance(item, (str, os.PathLike)):
         if os.path.isdir(item):
             raise ReadError(f"{os.fspath(item)}: is a directory with no .gr files")
@@ -99,9 +129,9 @@ def _load_item(item: Item, r_range: tuple[float, float]) -> Curve:
     if isinstance(item, Curve):
         return item
     try:
-        r, g = item
+        r, g = _columns(item)
     except (TypeError, ValueError):
-        raise ReadError("expected a file path or an (r, G) pair of arrays") from None
+        raise ReadError("expected a file path, an (r, G) pair of arrays, or an N×2 array") from None
     try:
         r = np.asarray(r, dtype=np.float64).ravel()
         g = np.asarray(g, dtype=np.float64).ravel()
@@ -118,15 +148,37 @@ def _describe(item: Item, index: int) -> str:
     return f"<array {index}>"
 
 
+def _without_source(message: str, source: str) -> str:
+    """``message`` without a leading ``"<source>: "``: the row's ``file`` column already says it."""
+    prefix = f"{source}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
 def _read(item: Item, index: int, model: Model) -> Curve | Prediction:
-    """Read one input (only its rows around the model's r-range); an error Prediction when that fails."""
+    """Read one input (its rows from r = 0, where the checks look for the first peak, to the end
+    of the model's r-range); an error Prediction when that fails or the file says it is not a G(r).
+
+    An RMCProfile-format G(r) is converted to the PDFgui convention (:mod:`sgmine.rmcprofile`).
+    """
     source = _describe(item, index)
+    grid = model.grid
     try:
-        return _load_item(item, (model.grid.rmin, model.grid.rmax))
+        curve = _load_item(item, (min(0.0, grid.rmin), grid.rmax))
     except ReadError as exc:
-        return Prediction(source=source, status=ERROR, message=str(exc))
+        return Prediction(source=source, status=ERROR, message=_without_source(str(exc), source))
     except Exception as exc:  # a reader bug must not cost the other files their results
-        return Prediction(source=source, status=ERROR, message=f"{source}: unexpected error: {exc!r}")
+        return Prediction(source=source, status=ERROR, message=f"unexpected error: {exc!r}")
+    declared = plausibility.declared_quantity(metadata=curve.metadata, header_lines=curve.header_lines, source=source)
+    if declared is not None:
+        return Prediction(source=source, status=ERROR, message=declared, metadata=curve.metadata)
+    lo, hi = curve.r_span
+    if curve.span is not None and (hi < grid.rmin or lo > grid.rmax):
+        return Prediction(source=source, status=ERROR, message=(
+            f"measured r-range {lo:.4g}–{hi:.4g} Å does not overlap the model's {grid.rmin:g}–{grid.rmax:g} Å"))
+    if rmcprofile.is_rmcprofile(curve.header_lines):
+        curve.g = rmcprofile.to_pdfgui(curve.r, curve.g)
+        curve.warnings = [*curve.warnings, rmcprofile.CONVERTED]
+    return curve
 
 
 def _resample_all(curves: list[Curve], model: Model) -> list[Resampled | Exception]:
@@ -172,9 +224,12 @@ def _prepare_batch(items: Sequence[Item], start: int, model: Model) -> list[tupl
             message = str(result)
             if not isinstance(result, GridError):
                 message = f"unexpected error: {result!r}"
-            if not message.startswith(source):
-                message = f"{source}: {message}"
-            batch.append((Prediction(source=source, status=ERROR, message=message), None))
+            batch.append((Prediction(source=source, status=ERROR, message=_without_source(message, source)), None))
+            continue
+        verdict = _check(curve, model)
+        if verdict.refusal is not None:
+            batch.append((Prediction(source=source, status=ERROR, message=verdict.refusal, metadata=curve.metadata),
+                          None))
             continue
         prediction = Prediction(
             source=source,
@@ -184,9 +239,18 @@ def _prepare_batch(items: Sequence[Item], start: int, model: Model) -> list[tupl
             r_max=result.r_max,
             qmax=curve.qmax,
             metadata=curve.metadata,
+            doubts=list(verdict.doubts),
         )
         batch.append((prediction, result.values))
     return batch
+
+
+def _check(curve: Curve, model: Model) -> plausibility.Verdict:
+    """:func:`sgmine.plausibility.check_curve` on a curve that the grid accepted."""
+    try:
+        return plausibility.check_curve(curve.r, curve.g, rmax=model.grid.rmax, span=curve.span)
+    except Exception as exc:  # a checker bug must not cost a file its result
+        return plausibility.Verdict(doubts=(f"could not check that this is a G(r): {exc!r}",))
 
 
 def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model, top_k: int) -> list[Prediction]:
@@ -198,7 +262,7 @@ def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model
             if values is not None:
                 prediction.candidates, confidence = next(ranked)
                 prediction.confidence = float(confidence)
-                prediction.in_domain = model.info.in_domain(prediction.confidence)
+                prediction.in_domain = False if prediction.doubts else model.info.in_domain(prediction.confidence)
     return [prediction for prediction, _ in batch]
 
 
@@ -269,13 +333,18 @@ def predict(
     Parameters
     ----------
     items
-        Paths to PDF files (``.gr`` or any two-column text), ``(r, G)`` pairs of arrays, or
-        a single path. Directories and globs are not expanded here (see :func:`expand_paths`).
+        Paths to PDF files (``.gr``, ``.gr.gz`` or any two-column text), ``(r, G)`` pairs of
+        arrays, N×2 arrays of (r, G) rows (what ``np.loadtxt`` gives), or a list of these; a
+        single path, ``(r, G)`` pair or array is one item. Directories and globs are not
+        expanded here (see :func:`expand_paths`).
     top_k
         How many candidates to return per item (at most the model's number of classes).
     model
         An ONNX model file or a loaded :class:`~sgmine.model.Model`; None uses the model
         shipped with sgmine.
+    batch_size
+        How many curves the model scores per call (memory against speed; the results do not
+        depend on it).
     int8
         Score with the INT8 version of the model (``<stem>.int8.onnx`` beside it, made by
         ``sgmine-train quantize``): faster on CPUs with VNNI, and its top-1 class agreed with
@@ -285,7 +354,9 @@ def predict(
     -------
     list of Prediction
         In input order. ``status`` is ``"ok"`` with ``candidates`` best first, or
-        ``"error"`` with ``message`` saying what is wrong with that input.
+        ``"error"`` with ``message`` saying what is wrong with that input (also when the
+        input is not a G(r): see :mod:`sgmine.plausibility`). ``in_domain`` is False, with
+        the reasons in ``doubts``, for a G(r) the model cannot judge.
 
     Examples
     --------
@@ -293,7 +364,7 @@ def predict(
     >>> for p in predict(["Ni.gr", "Si.gr"], top_k=2):       # doctest: +SKIP
     ...     print(p.source, p.status, [(c.space_group, c.symbol, c.probability) for c in p.candidates])
     """
-    if isinstance(items, (str, os.PathLike, Curve)):
+    if isinstance(items, (str, os.PathLike, Curve)) or _is_single_array_item(items):
         items = [items]
     items = list(items)
     return list(iter_predictions(items, load_model(model, int8=int8), top_k=top_k, batch_size=batch_size))
