@@ -45,6 +45,12 @@ MANIFEST_COLUMNS = (
     "radiation",
     "noise",
     "particle_diameter",
+    "qmin",
+    "step",
+    "baseline",
+    "substituted",
+    "variant",
+    "split_group",
 )
 
 
@@ -189,7 +195,7 @@ def write_dataset(
     size_rows = [[int(c), int(n)] for c, n in zip(classes, counts)]
     _atomic_write_bytes(out / "size_sg.csv", _csv_text(size_rows, ["group", "count"]).encode())
 
-    structure_ids = np.array([""] * len(y), dtype=str)
+    structure_ids = split_groups = np.array([""] * len(y), dtype=str)
     if manifest is not None:
         rows = []
         for i, entry in enumerate(manifest):
@@ -204,6 +210,7 @@ def write_dataset(
             rows.append(["" if entry.get(k) is None else entry.get(k, "") for k in MANIFEST_COLUMNS])
         _atomic_write_bytes(out / "manifest.csv", _csv_text(rows, list(MANIFEST_COLUMNS)).encode())
         structure_ids = np.array([str(m.get("structure_id", "")) for m in manifest], dtype=str)
+        split_groups = np.array([str(m.get("split_group") or m.get("structure_id", "")) for m in manifest], dtype=str)
 
     buf = io.BytesIO()
     np.savez_compressed(
@@ -211,6 +218,7 @@ def write_dataset(
         x=x.astype(np.float32),
         y=y.astype(np.int32),
         structure_id=structure_ids,
+        split_group=split_groups,
         classes=classes.astype(np.int32),
         r=grid.r.astype(np.float64),
     )
@@ -304,7 +312,7 @@ def _read_npz(path: Path, info: dict[str, Any]) -> Dataset:
             raise DatasetError(f"{path}: missing array {key!r}")
     x, y = _validate_xy(arrays["x"], arrays["y"], str(path))
     groups = None
-    sid = arrays.get("structure_id")
+    sid = arrays.get("split_group", arrays.get("structure_id"))  # what a structure-disjoint split keeps together
     if sid is not None and sid.shape == y.shape and sid.size and all(str(s) for s in sid):
         groups = sid.astype(str)
     classes = arrays.get("classes")
@@ -366,7 +374,8 @@ def read_dataset(path: str | Path) -> Dataset:
         manifest = _read_manifest(manifest_path)
         if len(manifest) != len(y):
             raise DatasetError(f"{manifest_path}: {len(manifest)} rows for {len(y)} curves in {y_path.name}")
-        groups = np.array([m["structure_id"] for m in manifest], dtype=str)
+        key = "split_group" if "split_group" in manifest[0] else "structure_id"
+        groups = np.array([m[key] for m in manifest], dtype=str)
         if not all(groups):
             groups = None
     return Dataset(x=x, y=y, groups=groups, classes=classes, info=info, manifest=manifest)

@@ -62,7 +62,10 @@ R_START = 1.0
 #: The reference's eight space groups, the default of ``--space-groups``.
 REFERENCE_GROUPS = (2, 14, 15, 62, 139, 194, 225, 227)
 
-MANIFEST_PARAMS = ("qmax", "qdamp", "uiso", "delta2", "strain", "rmax", "radiation", "noise", "particle_diameter")
+MANIFEST_PARAMS = (
+    "qmax", "qdamp", "uiso", "delta2", "strain", "rmax", "radiation", "noise", "particle_diameter",
+    "qmin", "step", "baseline", "substituted",
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,22 @@ class Augmentation:
     noise: tuple[float, float] = (0.0, 0.03)
     particle_probability: float = 0.25
     particle_diameter: tuple[float, float] = (20.0, 100.0)
+    # measurement realism (off in the reference recipe; see :meth:`measured`)
+    qmin_probability: float = 0.0
+    qmin: tuple[float, float] = (0.3, 1.5)
+    step_probability: float = 0.0
+    step: tuple[float, float] = (0.01, 0.1)
+    baseline_probability: float = 0.0
+    baseline: tuple[float, float] = (0.0, 0.05)
+    substitution_probability: float = 0.0
+
+    @classmethod
+    def measured(cls) -> "Augmentation":
+        """The reference ranges plus what measured files have and the reference data lack: a
+        low-Q cut (Qmin ripple), coarser data grids, a smooth residual baseline, and chemical
+        substitution (element weights of other elements on the same geometry)."""
+        return cls(qmin_probability=0.5, step_probability=0.5, baseline_probability=0.3,
+                   substitution_probability=0.5)
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,10 @@ class Variant:
     radiation: str
     noise: float
     particle_diameter: float
+    qmin: float = 0.0
+    step: float = 0.01
+    baseline: float = 0.0
+    substituted: bool = False
 
 
 def nominal_variant() -> Variant:
@@ -113,7 +136,18 @@ def sample_variant(rng: np.random.Generator, aug: Augmentation = Augmentation())
     """One random set of simulation settings drawn from ``aug``'s distributions."""
     rmax = 30.0 if rng.random() < aug.full_rmax_probability else float(rng.uniform(*aug.rmax))
     particle = float(rng.uniform(*aug.particle_diameter)) if rng.random() < aug.particle_probability else 0.0
+    # realism draws only when switched on, so the reference recipe's draws stay as they were
+    realism: dict[str, Any] = {}
+    if aug.qmin_probability > 0 and rng.random() < aug.qmin_probability:
+        realism["qmin"] = float(rng.uniform(*aug.qmin))
+    if aug.step_probability > 0 and rng.random() < aug.step_probability:
+        realism["step"] = round(_log_uniform(rng, *aug.step), 4)
+    if aug.baseline_probability > 0 and rng.random() < aug.baseline_probability:
+        realism["baseline"] = float(rng.uniform(*aug.baseline))
+    if aug.substitution_probability > 0 and rng.random() < aug.substitution_probability:
+        realism["substituted"] = True
     return Variant(
+        **realism,
         qmax=float(rng.uniform(*aug.qmax)),
         qdamp=_log_uniform(rng, *aug.qdamp),
         uiso=_log_uniform(rng, *aug.uiso),
@@ -150,6 +184,7 @@ def simulate_variants(
     the rows and, per variant, ``None`` or the reason it failed (its row is then all NaN).
     """
     from sgmine.simulate import PDFParams, SimulationError, pair_table, pdf
+    from training.variants import substituted
 
     # One table serves every variant: strain, widths and radiation weights apply in pdf().
     table = pair_table(structure, rmax=max(v.rmax for v in variants), radiation=variants[0].radiation)
@@ -161,16 +196,29 @@ def simulate_variants(
             r = R_START + R_STEP * np.arange(noise.size)
             params = PDFParams(
                 qmax=v.qmax, qdamp=v.qdamp, uiso=v.uiso, delta2=v.delta2, radiation=v.radiation,
-                spdiameter=v.particle_diameter,
+                spdiameter=v.particle_diameter, qmin=v.qmin,
             )
-            g = np.asarray(pdf(table, r, params, strain=v.strain), dtype=float)
+            g = np.asarray(pdf(substituted(table, rng) if v.substituted else table, r, params, strain=v.strain), dtype=float)
             if v.noise > 0:
                 g = g + noise * v.noise * float(np.ptp(g))
+            if v.baseline > 0:
+                g = g + v.baseline * float(np.ptp(g)) * smooth_baseline(r, rng)
+            if v.step != R_STEP:  # a measurement on a coarser grid
+                keep = np.arange(0, r.size, max(1, int(round(v.step / R_STEP))))
+                r, g = r[keep], g[keep]
             rows[i] = resample(r, g, grid).values
             errors.append(None)
         except (GridError, SimulationError, ValueError, RuntimeError, MemoryError) as exc:
             errors.append(f"PDF {i}: {' '.join(str(exc).split())[:200]}")
     return rows, errors
+
+
+def smooth_baseline(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A slowly varying residual baseline of size about 1: a random slope plus one cosine of
+    period 10–60 Å (what an imperfect background subtraction or ``rpoly`` leaves behind)."""
+    slope, amplitude = rng.uniform(-1.0, 1.0, 2)
+    period, phase = rng.uniform(10.0, 60.0), rng.uniform(0.0, 2 * np.pi)
+    return slope * (r - r.mean()) / max(float(np.ptp(r)), 1e-9) + amplitude * np.cos(2 * np.pi * r / period + phase)
 
 
 # --------------------------------------------------------------------------- shards
@@ -189,6 +237,7 @@ class ShardSpec:
     max_atoms: int
     augmentation: Augmentation = field(default_factory=Augmentation)
     grid: Grid = field(default_factory=Grid)
+    variants: int = 0
 
 
 @dataclass
@@ -232,31 +281,62 @@ def build_shard(spec: ShardSpec) -> ShardResult:
             skipped.append((record.structure_id, "too many atoms", f"{len(record.structure)} atoms in the cell"))
             continue
         rng = structure_rng(spec.seed, record.structure_id)
-        variants = sample_variants(rng, spec.augment, spec.augmentation)
-        try:
-            rows, errors = simulate_variants(record.structure, variants, rng, spec.grid)
-        except Exception as exc:
-            skipped.append((record.structure_id, "simulation failed", f"{type(exc).__name__}: {exc}"[:300]))
-            continue
-        n_structures += 1
-        for row, variant, error in zip(rows, variants, errors):
-            if error is not None:
-                skipped.append((record.structure_id, "simulation failed", error))
+        crystals = [record.structure] + structure_variants(record, spec.variants, rng, spec.symprec, skipped)
+        for number, crystal in enumerate(crystals):
+            variants = sample_variants(rng, spec.augment, spec.augmentation)
+            try:
+                rows, errors = simulate_variants(crystal, variants, rng, spec.grid)
+            except Exception as exc:
+                skipped.append((record.structure_id, "simulation failed", f"{type(exc).__name__}: {exc}"[:300]))
                 continue
-            xs.append(row.astype(np.float32))
-            ys.append(record.space_group)
-            manifest.append(
-                {
-                    "structure_id": record.structure_id,
-                    "source": record.source,
-                    "formula": record.formula,
-                    "space_group": record.space_group,
-                    **{k: _fmt(getattr(variant, k)) for k in MANIFEST_PARAMS},
-                }
-            )
+            n_structures += 1
+            for row, variant, error in zip(rows, variants, errors):
+                if error is not None:
+                    skipped.append((record.structure_id, "simulation failed", error))
+                    continue
+                xs.append(row.astype(np.float32))
+                ys.append(record.space_group)
+                manifest.append(
+                    {
+                        "structure_id": record.structure_id,
+                        "source": record.source,
+                        "formula": record.formula,
+                        "space_group": record.space_group,
+                        "variant": number,
+                        "split_group": split_group(record.formula, record.space_group),
+                        **{k: _fmt(getattr(variant, k)) for k in MANIFEST_PARAMS},
+                    }
+                )
     x = np.array(xs, dtype=np.float32).reshape(len(xs), int(spec.grid.npoints))
     y = np.array(ys, dtype=np.int32)
     return ShardResult(spec.index, x, y, manifest, skipped, n_structures, time.perf_counter() - start)
+
+
+def structure_variants(record: Any, count: int, rng: np.random.Generator, symprec: float,
+                       skipped: list[tuple[str, str, str]]) -> list[Any]:
+    """Up to ``count`` symmetry-preserving variants of ``record``'s structure (a few draws each;
+    a structure whose variants keep failing is used as it is, and the failure is recorded)."""
+    from training.structures import StructureError
+    from training.variants import symmetric_variant
+
+    found: list[Any] = []
+    for _ in range(3 * count):
+        if len(found) == count:
+            break
+        try:
+            found.append(symmetric_variant(record.structure, rng, symprec=symprec))
+        except StructureError:
+            continue
+        except Exception as exc:  # a symmetry or geometry bug must not lose the structure itself
+            skipped.append((record.structure_id, "variant failed", f"{type(exc).__name__}: {exc}"[:300]))
+            break
+    return found
+
+
+def split_group(formula: str, space_group: int) -> str:
+    """What a structure-disjoint split keeps together: every structure (and variant) of one
+    composition and space group, so that the same compound from two tables never straddles it."""
+    return f"{formula}|{space_group}"
 
 
 def _fmt(value: Any) -> Any:
@@ -417,6 +497,7 @@ def build_dataset(
     max_atoms: int = 400,
     augmentation: Augmentation = Augmentation(),
     grid: Grid = Grid(),
+    variants: int = 0,
     fresh: bool = False,
     command: str = "",
     description: str | None = None,
@@ -428,6 +509,8 @@ def build_dataset(
     structures spglib puts in those groups; ``max_atoms`` skips bigger cells. Work runs in
     ``workers`` local processes, or on the Dask scheduler ``scheduler`` (an address or a
     ``distributed.Client``), in shards written to ``out/work`` and reused on a rerun.
+    ``variants`` symmetry-preserving variants of each structure (:mod:`training.variants`) get
+    ``augment`` PDFs each too; they share the structure's split group.
     """
     from training.datafiles import write_dataset
 
@@ -455,10 +538,12 @@ def build_dataset(
         "augmentation": asdict(augmentation),
         "grid": asdict(grid),
         "command": command,
+        **({"variants": variants} if variants else {}),
     }
     work = _prepare_work(out, plan, fresh)
     specs = [
-        ShardSpec(i, tasks[start : start + shard_size], augment, seed, groups, symprec, max_atoms, augmentation, grid)
+        ShardSpec(i, tasks[start : start + shard_size], augment, seed, groups, symprec, max_atoms, augmentation, grid,
+                  variants)
         for i, start in enumerate(range(0, len(tasks), shard_size))
     ]
     todo = [s for s in specs if not shard_path(work, s.index).exists()]
@@ -499,6 +584,7 @@ def build_dataset(
         "seed": seed,
         "command": command,
         "augment": augment,
+        "variants": variants,
         "augmentation": asdict(augmentation),
         "symprec": symprec,
         "n_structures": n_structures,
@@ -572,8 +658,9 @@ def parse_space_groups(text: str) -> Optional[tuple[int, ...]]:
 def dataset_command(
     out: Path = typer.Option(..., "--out", help="Folder for the dataset (x.csv, y.csv, size_sg.csv, manifest.csv, dataset.npz)."),
     cif_dir: Optional[Path] = typer.Option(None, "--cif-dir", help="Folder of CIF files (searched recursively)."),
-    cif_table: Optional[Path] = typer.Option(
-        None, "--cif-table", help="CSV(.gz) of CIF strings with columns material_id, cif (and space_group)."
+    cif_table: list[Path] = typer.Option(
+        [], "--cif-table", help="CSV(.gz) of CIF strings with columns material_id (or id), cif (and space_group); "
+        "repeat for several tables (a structure id already taken by an earlier table is skipped)."
     ),
     synthetic: int = typer.Option(0, "--synthetic", help="Number of synthetic PyXtal crystals, spread over the groups."),
     space_groups: str = typer.Option(
@@ -592,6 +679,17 @@ def dataset_command(
     ),
     synthetic_max_atoms: int = typer.Option(
         64, "--synthetic-max-atoms", help="Largest conventional cell (atoms) of a synthetic crystal."
+    ),
+    variants: int = typer.Option(
+        0, "--variants", help="Symmetry-preserving variants per structure (random symmetric strain and atomic moves), "
+        "each simulated --augment times."
+    ),
+    realism: bool = typer.Option(
+        False, "--realism", help="Measured-like augmentation on top of the reference ranges: Qmin ripple, coarse data grids, "
+        "residual baselines, element substitution (Augmentation.measured)."
+    ),
+    max_structures: int = typer.Option(
+        0, "--max-structures", help="Use a random sample (from --seed) of this many of the structures found (0 = all)."
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Delete shards of an earlier, different build in OUT/work."),
     description: Optional[str] = typer.Option(None, "--description", help="Text for the model's training_data metadata."),
@@ -617,18 +715,24 @@ def dataset_command(
             found = structures.cif_directory(cif_dir)
             console.print(f"{cif_dir}: {len(found)} CIF files")
             tasks += found
-        if cif_table is not None:
-            found = structures.cif_table(cif_table, list(groups) if groups else None)
-            console.print(f"{cif_table}: {len(found)} rows selected")
+        for table in cif_table:
+            taken = {_task_id(t) for t in tasks}
+            found = [t for t in structures.cif_table(table, list(groups) if groups else None) if _task_id(t) not in taken]
+            console.print(f"{table}: {len(found)} rows selected")
             tasks += found
         if synthetic:
             tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms)
         if prototypes:
             kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
             tasks += structures.prototype_crystals(prototypes, kinds, seed)
+        if 0 < max_structures < len(tasks):
+            keep = np.sort(np.random.default_rng(seed).choice(len(tasks), max_structures, replace=False))
+            tasks = [tasks[i] for i in keep]
+            console.print(f"using a random sample of {max_structures} structures")
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
-            shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh,
+            shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants,
+            augmentation=Augmentation.measured() if realism else Augmentation(),
             command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description,
         )
     except (structures.StructureError, BuildError, ValueError) as exc:

@@ -54,6 +54,37 @@ def learning_rate(epoch: int, lr: float | None = None) -> float:
     return LR_FINAL
 
 
+#: Architectures ``sgmine-train fit --architecture`` builds: name -> module with ``build_model``.
+ARCHITECTURES = {"reference": "training.cnn", "compact": "training.compact"}
+#: The compact network's schedule, as fractions of the run's epochs: (end, rate) steps, then the last rate.
+SHORT_STEPS = ((0.6, 1e-3), (0.85, 1e-4))
+SHORT_FINAL = 1e-5
+
+
+def schedule(config: "FitConfig"):
+    """The learning-rate schedule of a run: the reference's steps for the reference CNN; for the
+    compact one, 1e-3 for the first 60 % of ``config.epochs``, 1e-4 to 85 %, then 1e-5."""
+    if config.architecture == "reference":
+        return learning_rate
+
+    def short(epoch: int, lr: float | None = None) -> float:
+        for end, rate in SHORT_STEPS:
+            if epoch < end * config.epochs:
+                return rate
+        return SHORT_FINAL
+
+    return short
+
+
+def build_architecture(name: str, num_classes: int, npoints: int):
+    """The uncompiled Keras model of architecture ``name`` (:data:`ARCHITECTURES`)."""
+    import importlib
+
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; use one of {', '.join(ARCHITECTURES)}")
+    return importlib.import_module(ARCHITECTURES[name]).build_model(num_classes, npoints)
+
+
 def class_weights(counts: dict[int, int] | "np.ndarray", classes: tuple[int, ...] | None = None) -> dict[int, float]:
     """Keras ``class_weight``: for class index i, total rows / rows of class i.
 
@@ -162,8 +193,11 @@ class FitConfig:
     min_delta: float = MIN_DELTA
     verbose: int = 2
     steps_per_execution: int = 1
+    architecture: str = "reference"
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -246,6 +280,8 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
     """Callbacks: LR schedule, early stopping (resumable), per-epoch checkpoint and history."""
     import keras
 
+    rates = schedule(config)
+
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         """Keras early stopping whose counters can be carried over from an interrupted run."""
 
@@ -296,7 +332,7 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
 
         def on_epoch_end(self, epoch, logs=None) -> None:
             logs = dict(logs or {})
-            logs["learning_rate"] = learning_rate(epoch)
+            logs["learning_rate"] = rates(epoch)
             logs["seconds"] = time.perf_counter() - self.epoch_start
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(float(value))
@@ -308,14 +344,14 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
             snapshot = {"epoch": epoch, "history": self.history, "early_stopping": stopper.state()}
             _atomic_text(folder / "state.json", json.dumps(snapshot))
 
-    return [keras.callbacks.LearningRateScheduler(learning_rate), stopper, Checkpoint(history)], stopper
+    return [keras.callbacks.LearningRateScheduler(rates), stopper, Checkpoint(history)], stopper
 
 
 def _without_optimizer(model):
     """The trained network alone (an uncompiled copy): a third of the file, nothing to resume."""
-    from training.cnn import build_model
+    import keras
 
-    clean = build_model(int(model.outputs[0].shape[-1]), int(model.inputs[0].shape[1]))
+    clean = keras.models.clone_model(model)
     clean.set_weights(model.get_weights())
     return clean
 
@@ -365,7 +401,7 @@ def fit(
     """
     import keras
 
-    from training.cnn import build_model, compile_model
+    from training.cnn import compile_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -408,7 +444,8 @@ def fit(
             model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
         else:
             model = compile_model(
-                build_model(len(data.classes), data.x.shape[1]), steps_per_execution=config.steps_per_execution
+                build_architecture(config.architecture, len(data.classes), data.x.shape[1]),
+                learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
             )
 
     history: dict[str, list[float]] = {k: list(v) for k, v in (state or {}).get("history", {}).items()}
@@ -450,6 +487,7 @@ def fit(
                   "by_structure": data.groups is not None},
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
                  "grid": asdict(data.grid)},
+        "architecture": config.architecture,
         "deviations": [
             f"early stopping min_delta={config.min_delta} on val_accuracy (the reference's min_delta=0.5 "
             "on 'val_acc' would stop every run after 10 epochs)",
@@ -507,12 +545,17 @@ def fit_command(
         1, "--steps-per-execution", help="Mini-batches per compiled call (same updates; faster on a GPU)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
+    architecture: str = typer.Option(
+        "reference", "--architecture", help="reference: the CNN of Liu et al. (training/cnn.py) and its recipe; "
+        "compact: the staged CNN of training/compact.py, with a schedule scaled to --epochs."
+    ),
 ) -> None:
     """Train the space-group CNN on DATA and write the run to --out."""
     try:
         config = FitConfig(
-            epochs, batch_size, validation_split, test_size, seed, patience, min_delta, 0 if quiet else 2,
-            steps_per_execution,
+            epochs=epochs, batch_size=batch_size, validation_split=validation_split, test_size=test_size, seed=seed,
+            patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
+            steps_per_execution=steps_per_execution, architecture=architecture,
         )
         dataset = read_dataset(data)
     except ValueError as exc:

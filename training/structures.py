@@ -137,11 +137,12 @@ def _element_symbol(label: str) -> str:
     return text[0].upper() + text[1:].lower()
 
 
-def spglib_cell(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``(lattice, fractional positions, types)`` spglib needs, from a diffpy Structure.
+def merged_sites(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
+    """The spglib cell of a diffpy Structure and, per site, the atoms merged into it.
 
-    Atoms closer than ``symprec`` (disordered sites sharing a position) are merged into one
-    site; a type stands for the set of (element, occupancy) pairs on a site.
+    Returns ``(lattice, fractional positions, types, members)``: atoms closer than ``symprec``
+    (disordered sites sharing a position) are merged into one site; a type stands for the set
+    of (element, occupancy) pairs on a site; ``members[s]`` are the atom indices of site ``s``.
     """
     lattice = np.asarray(structure.lattice.base, dtype=float)
     xyz = np.asarray(structure.xyz, dtype=float) % 1.0
@@ -165,7 +166,14 @@ def spglib_cell(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, n
     site_keys = [tuple(sorted(keys[i] for i in m)) for m in members]
     type_of = {k: n + 1 for n, k in enumerate(sorted(set(site_keys)))}
     types = np.array([type_of[k] for k in site_keys], dtype=int)
-    return lattice, xyz[sites], types
+    return lattice, xyz[sites], types, members
+
+
+def spglib_cell(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(lattice, fractional positions, types)`` spglib needs, from a diffpy Structure
+    (disordered atoms sharing a position merged into one site, see :func:`merged_sites`)."""
+    lattice, xyz, types, _ = merged_sites(structure, symprec)
+    return lattice, xyz, types
 
 
 def space_group_of(structure: Any, symprec: float = SYMPREC) -> int:
@@ -272,7 +280,7 @@ def _open_text(path: Path):
 def cif_table(path: str | Path, space_groups: list[int] | None = None) -> list[CifText]:
     """Tasks for the rows of a CSV (optionally gzip-compressed) of CIF strings.
 
-    Columns ``material_id`` and ``cif`` are required. When ``space_groups`` is given and the
+    Columns ``material_id`` (or ``id``) and ``cif`` are required. When ``space_groups`` is given and the
     table has a ``space_group`` column, only rows whose table label is one of them are kept (a
     cheap pre-selection: every kept structure is still relabelled with spglib, and the table's
     own label is never used as the training label).
@@ -286,7 +294,8 @@ def cif_table(path: str | Path, space_groups: list[int] | None = None) -> list[C
     try:
         with _open_text(path) as fh:
             reader = csv.DictReader(fh)
-            missing = {"material_id", "cif"} - set(reader.fieldnames or [])
+            id_column = "material_id" if "material_id" in (reader.fieldnames or []) else "id"
+            missing = {id_column, "cif"} - set(reader.fieldnames or [])
             if missing:
                 raise StructureError(f"{path}: missing column(s) {sorted(missing)}; need material_id and cif")
             has_label = "space_group" in (reader.fieldnames or [])
@@ -297,7 +306,7 @@ def cif_table(path: str | Path, space_groups: list[int] | None = None) -> list[C
                             continue
                     except ValueError:
                         pass  # unreadable table label: keep the row, spglib decides
-                tasks.append(CifText(row["material_id"], row["cif"], str(path)))
+                tasks.append(CifText(row[id_column], row["cif"], str(path)))
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise StructureError(f"{path}: cannot read CIF table ({_one_line(exc)})") from exc
     return tasks
