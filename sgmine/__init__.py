@@ -2,10 +2,12 @@
 
 >>> from sgmine import predict
 >>> predictions = predict(["Ni.gr"], top_k=3)          # doctest: +SKIP
+>>> curve = read_gr("Ni.gr")                            # doctest: +SKIP
 
 The runtime needs numpy, scipy, onnxruntime and diffpy.utils; it never imports TensorFlow.
-``predict``, ``Prediction`` and ``Candidate`` live in :mod:`sgmine.scan`; they are imported
-on first use so that ``sgmine --help`` starts without loading numpy.
+``predict``, ``Prediction`` and ``Candidate`` live in :mod:`sgmine.scan`, ``read_gr`` (the
+reader: r, G and header metadata of a .gr file) in :mod:`sgmine.gr`; they are imported on
+first use so that ``sgmine --help`` starts without loading numpy.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Candidate", "Prediction", "predict", "__version__"]
+__all__ = ["Candidate", "Prediction", "predict", "read_gr", "__version__"]
 
 if TYPE_CHECKING:
+    from sgmine.gr import read_gr
     from sgmine.scan import Candidate, Prediction, predict
 
 
@@ -24,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from sgmine import scan
 
         return getattr(scan, name)
+    if name == "read_gr":
+        from sgmine.gr import read_gr
+
+        return read_gr
     raise AttributeError(f"module 'sgmine' has no attribute {name!r}")

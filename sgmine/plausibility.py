@@ -232,6 +232,9 @@ def check_curve(
     r, g = _ordered(r, g)
     keep = r <= rmax
     r, g = r[keep], g[keep]
+    biggest = float(np.abs(g).max()) if g.size else 0.0
+    if biggest > 0:  # every check is scale-free; this keeps 1e300-sized curves finite
+        g = g / biggest
     end = min(span[1] if span is not None else r[-1], rmax) if r.size else 0.0
     doubts: list[str] = []
     if end < MIN_R_MAX:

@@ -37,7 +37,7 @@ def test_done_when_two_ok_one_error_exit_1_no_traceback(data_dir, template_model
     rows = _rows(proc.stdout)
     assert [r["status"] for r in rows] == ["ok", "ok", "error"]
     assert [r["sg_1"] for r in rows[:2]] == ["225", "227"]
-    assert str(broken) in rows[2]["message"] and "no block of numeric data" in rows[2]["message"]
+    assert str(broken) not in rows[2]["message"] and "no block of numeric data" in rows[2]["message"]
 
 
 def test_csv_columns_and_order(data_dir, template_model):
@@ -46,7 +46,7 @@ def test_csv_columns_and_order(data_dir, template_model):
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split(",")
     assert header == ["file", "status", "sg_1", "symbol_1", "prob_1", "sg_2", "symbol_2", "prob_2",
-                      "message", "r_min", "r_max", "qmax", "confidence", "in_domain"]
+                      "confidence", "in_domain", "r_min", "r_max", "qmax", "message"]
     rows = _rows(result.stdout)
     assert all(r["confidence"] == r["prob_1"] for r in rows)
     assert all(r["in_domain"] == "" for r in rows)  # the template model carries no threshold

@@ -134,7 +134,7 @@ def test_resume_matches_paths_however_spelled_and_drops_others(tmp_path, data_di
     [
         ("previous results\n", [], "is not an sgmine CSV output"),
         (None, ["-k", "2"], "has 3 candidates per file, not --top-k 2"),
-        (None, ["--format", "json"], "is not an sgmine JSON output"),
+        (None, ["--format", "json"], "--format json does not match --out"),
     ],
     ids=["foreign-file", "other-top-k", "other-format"],
 )

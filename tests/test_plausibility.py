@@ -1,0 +1,93 @@
+"""Input that is not a G(r) the model can judge gets an error row or in_domain = false, never a
+confident answer; every real measured G(r) stays accepted (issue #13)."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sgmine import predict, read_gr
+from sgmine.plausibility import check_curve, declared_quantity
+from sgmine.rmcprofile import is_rmcprofile, to_pdfgui
+
+HERE = Path(__file__).parent
+NOT_GR = HERE / "data" / "not_gr"
+EXPECTED = list(csv.DictReader(open(NOT_GR / "EXPECTED.csv", encoding="utf-8")))
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared" / "data"
+REAL = sorted((ROOT / "examples" / "data").glob("*.gr")) + sorted((SHARED / "experimental").glob("*.gr")) + sorted(
+    (SHARED / "measured").glob("*.gr"))
+
+
+def test_corpus_is_complete():
+    on_disk = {p.name for p in NOT_GR.iterdir() if p.suffix != ".py" and p.name != "EXPECTED.csv"}
+    assert on_disk == {row["file"] for row in EXPECTED}
+
+
+@pytest.mark.parametrize("case", EXPECTED, ids=[row["file"] for row in EXPECTED])
+def test_each_curve_that_is_not_a_gr(case, template_model):
+    (pred,) = predict([NOT_GR / case["file"]], model=template_model, top_k=3)
+    assert pred.status == case["outcome"], pred.message or pred.doubts
+    if pred.ok:
+        assert pred.in_domain is {"false": False, "": None}[case["in_domain"]], pred.doubts
+        assert case["text"] in " | ".join(pred.doubts if case["in_domain"] else pred.warnings)
+    else:
+        assert case["text"] in pred.message and not pred.candidates and pred.confidence is None
+        assert str(NOT_GR) not in pred.message  # the file column already names it
+
+
+@pytest.mark.skipif(not (SHARED / "measured").is_dir(), reason="../shared/data is not there")
+def test_shared_measured_files_are_all_there():
+    assert len(REAL) >= 30
+
+
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_real_measured_files_stay_accepted(path, template_model):
+    """No real G(r) (x-ray, neutron, bulk, nanoparticle, organic; PDFgetX2/X3/N, xPDFsuite,
+    RMCProfile) is refused or doubted by the checks."""
+    (pred,) = predict([path], model=template_model)
+    assert pred.ok, pred.message
+    assert pred.doubts == [] and pred.in_domain is None
+    curve = read_gr(path)
+    g = to_pdfgui(curve.r, curve.g) if is_rmcprofile(curve.header_lines) else curve.g
+    assert check_curve(curve.r, g).trusted
+
+
+def test_header_and_suffix_say_what_the_data_are():
+    assert "S(Q)" in declared_quantity(metadata={"outputtype": "sq"}, source="x.gr")
+    assert declared_quantity(metadata={"outputtype": "gr"}, source="x.gr") is None
+    assert "F(Q)" in declared_quantity(source="sample.fq.gz")
+    assert "I(Q)" in declared_quantity(header_lines=["#S 1", "#L Q I(Q)"])
+    assert declared_quantity(header_lines=["#L r($\\AA$)  G($\\AA^{-2}$)"], source="Ni.gr") is None
+    # PDFgetX2 G(r) headers name the .sq/.iq suffixes of other files: that is no declaration
+    assert declared_quantity(header_lines=["iqfilesurfix=.iq    sqfilesurfix=.sq"], source="a.gr") is None
+
+
+def test_rmcprofile_conversion_is_the_documented_formula():
+    """G(r) = 4πρ₀/(Σcb)² · r · G_RMC(r): the converted curve is the PDFgui G(r) up to that factor."""
+    r = np.linspace(0.02, 30, 1500)
+    rho0, cb2 = 0.0917, 0.1056
+    g_minus_1 = np.sin(3 * r) * np.exp(-r / 10)  # any g(r) − 1
+    keen = cb2 * g_minus_1
+    pdfgui = 4 * np.pi * rho0 * r * g_minus_1
+    np.testing.assert_allclose(to_pdfgui(r, keen) * 4 * np.pi * rho0 / cb2, pdfgui, rtol=1e-12)
+    assert is_rmcprofile(["        2000", "rmc G(r)# POL68765.mint01 600 uamps"])
+    assert not is_rmcprofile(["#S 1", "#L r G(r)"]) and not is_rmcprofile(["2000", "1.0 2.0"])
+
+
+def test_rmcprofile_file_scores_like_its_pdfgui_curve(template_model):
+    """The converted RMCProfile file reaches the model exactly as the PDFgui G(r) it came from."""
+    curve = read_gr(NOT_GR / "rmcprofile_format.gr")
+    pdfgui = to_pdfgui(curve.r, curve.g) * 1234.5  # any positive factor
+    (from_file,) = predict([NOT_GR / "rmcprofile_format.gr"], model=template_model, top_k=8)
+    (from_array,) = predict((curve.r, pdfgui), model=template_model, top_k=8)
+    assert [c.space_group for c in from_file.candidates] == [c.space_group for c in from_array.candidates]
+    np.testing.assert_allclose([c.probability for c in from_file.candidates],
+                               [c.probability for c in from_array.candidates], atol=1e-6)
+
+
+def test_arrays_are_checked_too(template_model):
+    r = np.arange(0, 30, 0.01)
+    (noise,) = predict((r, np.random.default_rng(0).normal(size=r.size)), model=template_model)
+    assert noise.status == "error" and "white noise" in noise.message
