@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.datafiles import read_dataset
     from training.evaluate import metrics
-    from training.fit import FitConfig, Split, configure_threads, fit
+    from training.fit import FitConfig, configure_threads, fit
+    from training.run import RunDir
 
     configure_threads(args.threads)
     import keras
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         result = fit(data, run, config)
         wall = time.perf_counter() - start
-        split = Split.load(run / "split.npz", len(data))
-        model = keras.saving.load_model(result.model_path, safe_mode=True)
+        split = RunDir(run).split(len(data))
+        model = RunDir(run).load_keras(compile=True)
         proba = model.predict(data.x[split.test][:, :, None], batch_size=256, verbose=0)
         scores = metrics(data.y[split.test], proba, data.classes)
         h = result.history

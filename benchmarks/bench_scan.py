@@ -92,6 +92,7 @@ def build_models(workdir: Path, keras_path: Path | None) -> tuple[Path, Path, Pa
     from sgmine.model import ModelInfo, attach_metadata
     from training.cnn import DEFAULT_CLASSES, build_model
     from training.export import convert, keras_to_onnx
+    from training.run import RunDir, load_keras_model
     from training.symbols import hm_symbols
 
     if keras_path is None:
@@ -101,12 +102,13 @@ def build_models(workdir: Path, keras_path: Path | None) -> tuple[Path, Path, Pa
         model.save(keras_path)
         classes = DEFAULT_CLASSES
     else:
-        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+        model = load_keras_model(keras_path)
         classes = DEFAULT_CLASSES[: int(model.outputs[0].shape[-1])]
         # the run's class order: history.json (sgmine-train fit), else config.json
-        for record in ("history.json", "config.json"):
-            if (keras_path.parent / record).is_file():
-                classes = tuple(json.loads((keras_path.parent / record).read_text()).get("classes", classes))
+        run = RunDir(keras_path.parent)
+        for record in (run.history_file, run.config_file):
+            if record.is_file():
+                classes = tuple(json.loads(record.read_text()).get("classes", classes))
                 break
     info = ModelInfo(tuple(classes), hm_symbols(classes), model_version="benchmark")
     paths = []
@@ -134,12 +136,13 @@ def quantize(fp32: Path, out: Path, calibration: np.ndarray, test: np.ndarray | 
 def held_out(dataset: Path, keras_path: Path | None, n_calibration: int = 1024) -> tuple[np.ndarray, np.ndarray, str]:
     """Calibration curves (training rows) and test curves (held-out rows) of ``dataset``."""
     from training.datafiles import read_dataset
-    from training.fit import FitConfig, Split, make_split
+    from training.fit import FitConfig
+    from training.run import RunDir, make_split
 
     data = read_dataset(dataset)
-    split_path = keras_path.parent / "split.npz" if keras_path is not None else None
-    if split_path is not None and split_path.is_file():
-        split, where = Split.load(split_path, len(data)), str(split_path)
+    run = RunDir(keras_path.parent) if keras_path is not None else None
+    if run is not None and run.has_split():
+        split, where = run.split(len(data)), str(run.split_file)
     else:
         split, where = make_split(data, FitConfig()), "a fresh split of the dataset"
     train = np.random.default_rng(0).permutation(split.train)[:n_calibration]
@@ -337,9 +340,9 @@ def main() -> None:
     if offered:  # the runtime accepts it: time it the way `sgmine scan --int8` scores
         int8 = Model(onnx_path, int8=True)
         figures["score_sgmine_int8_pdfs_per_s"] = best_rate(lambda: int8.predict_proba(x), len(x))
-    import keras
+    from training.run import load_keras_model
 
-    kmodel = keras.saving.load_model(keras_path, compile=False)
+    kmodel = load_keras_model(keras_path)
     kmodel.predict(x3[:256], batch_size=256, verbose=0)
     figures["score_keras_pdfs_per_s"] = best_rate(lambda: kmodel.predict(x3, batch_size=256, verbose=0), len(x3))
 

@@ -98,10 +98,10 @@ def _mean(values) -> float:
 def score_test_split(model, run: Path, dataset: Path) -> dict:
     """Top-1/2/3 and per-class recall on the test rows of ``run``'s structure-disjoint split."""
     from training.datafiles import read_dataset
-    from training.fit import Split
+    from training.run import RunDir
 
     data = read_dataset(dataset)
-    split = Split.load(run / "split.npz", len(data))
+    split = RunDir(run).split(len(data))
     x, y = data.x[split.test], data.y[split.test]
     probs = model.predict_proba(x)
     classes = np.array(model.info.classes)

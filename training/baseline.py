@@ -39,10 +39,11 @@ def run_baseline(data: Dataset, run_dir: Path | None, seed: int = 0, test_size: 
     same test set; otherwise it is made here with the same function and seed as ``fit``.
     """
     from training.evaluate import metrics
-    from training.fit import FitConfig, Split, make_split
+    from training.fit import FitConfig
+    from training.run import RunDir, make_split
 
-    if run_dir is not None and (Path(run_dir) / "split.npz").is_file():
-        split = Split.load(Path(run_dir) / "split.npz", len(data))
+    if run_dir is not None and RunDir(run_dir).has_split():
+        split = RunDir(run_dir).split(len(data))
     else:
         split = make_split(data, FitConfig(seed=seed, test_size=test_size))
     train = np.concatenate([split.train, split.validation])

@@ -27,6 +27,7 @@ import typer
 
 from sgmine.model import apply_temperature
 from training.datafiles import Dataset, read_dataset
+from training.run import RunDir
 
 #: Default share of in-class inputs flagged as out of domain.
 FLAG_RATE = 0.05
@@ -104,17 +105,10 @@ def calibrate(
     amorphous: int = 100,
 ) -> dict[str, Any]:
     """Fit the temperature and threshold of the model in ``run_dir``; write and return the report."""
-    import keras
-
-    from training.fit import Split
-
-    run_dir = Path(run_dir)
-    record = json.loads((run_dir / "history.json").read_text())
-    classes = tuple(int(c) for c in record["classes"])
-    if classes != tuple(data.classes):
-        raise ValueError(f"{run_dir} was trained on classes {list(classes)}, the dataset has {list(data.classes)}")
-    split = Split.load(run_dir / "split.npz", len(data))
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False, safe_mode=True)
+    run = RunDir(run_dir)
+    classes = run.check_classes(data.classes)
+    split = run.split(len(data))
+    model = run.load_keras()
 
     def proba(x: np.ndarray) -> np.ndarray:
         return model.predict(np.asarray(x, dtype=np.float32)[:, :, None], batch_size=512, verbose=0).astype(np.float64)
@@ -150,9 +144,9 @@ def calibrate(
         confidences[name] = c
         report["out_of_class"][name] = {"n": int(len(c)), "flagged": float(np.mean(c < threshold))}
 
-    (run_dir / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")
-    (run_dir / "report").mkdir(exist_ok=True)
-    _plot(c_test, y_test, p_test, confidences, threshold, run_dir / "report" / "calibration.png")
+    run.calibration_file.write_text(json.dumps(report, indent=2) + "\n")
+    run.report.mkdir(exist_ok=True)
+    _plot(c_test, y_test, p_test, confidences, threshold, run.report / "calibration.png")
     return report
 
 
@@ -209,4 +203,4 @@ def calibrate_command(
     )
     for name, r in report["out_of_class"].items():
         typer.echo(f"{name}: flagged {r['flagged']:.1%} of {r['n']}")
-    typer.echo(f"wrote {Path(run) / 'calibration.json'} and {Path(run) / 'report' / 'calibration.png'}")
+    typer.echo(f"wrote {RunDir(run).calibration_file} and {RunDir(run).report / 'calibration.png'}")

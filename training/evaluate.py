@@ -18,6 +18,7 @@ import numpy as np
 import typer
 
 from training.datafiles import Dataset, read_dataset
+from training.run import RunDir
 
 
 def top_k_accuracy(y_index: np.ndarray, proba: np.ndarray, k: int) -> float:
@@ -147,22 +148,18 @@ def plot_class_proportions(counts: dict[int, int], path: Path) -> Path:
 
 def evaluate_run(run_dir: Path, data: Dataset, out: Path | None = None, baseline: bool = True) -> dict[str, Any]:
     """Score ``run_dir/model.keras`` on the run's test rows of ``data``; write the report; return it."""
-    import keras
-
     from training.cnn import compile_model
-    from training.fit import Split, one_hot
+    from training.fit import one_hot
     from training.symbols import hm_symbols
 
-    run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / "report"
+    run = RunDir(run_dir)
+    out = Path(out) if out is not None else run.report
     out.mkdir(parents=True, exist_ok=True)
-    record = json.loads((run_dir / "history.json").read_text())
-    classes = tuple(int(c) for c in record["classes"])
-    if classes != tuple(data.classes):
-        raise ValueError(f"{run_dir} was trained on classes {list(classes)}, the dataset has {list(data.classes)}")
-    split = Split.load(run_dir / "split.npz", len(data))
+    record = run.history()
+    classes = run.check_classes(data.classes)
+    split = run.split(len(data))
 
-    model = compile_model(keras.saving.load_model(run_dir / "model.keras", compile=False, safe_mode=True))
+    model = compile_model(run.load_keras())
     x_test, y_test = data.x[split.test][:, :, None], data.y[split.test]
     keras_scores = model.evaluate(x_test, one_hot(y_test, classes), verbose=0, return_dict=True)
     proba = model.predict(x_test, verbose=0)
@@ -178,11 +175,11 @@ def evaluate_run(run_dir: Path, data: Dataset, out: Path | None = None, baseline
     if baseline:
         from training.baseline import run_baseline
 
-        saved = run_dir / "baseline.json"
+        saved = run.baseline_file
         if saved.is_file():
             report["baseline"] = json.loads(saved.read_text())
         else:
-            report["baseline"] = run_baseline(data, run_dir)
+            report["baseline"] = run_baseline(data, run.path)
             saved.write_text(json.dumps(report["baseline"], indent=2))
 
     labels = [f"{c} {s}" for c, s in zip(classes, report["symbols"])]
@@ -239,14 +236,15 @@ def evaluate_command(
     """Score the trained CNN on its test set; write report.json, report.md and PNG plots."""
     from training.fit import configure_threads
 
-    for needed in ("model.keras", "history.json", "split.npz"):
-        if not (run / needed).is_file():
-            typer.echo(f"error: {run} has no {needed}; is it a `sgmine-train fit` run directory?", err=True)
+    run_dir = RunDir(run)
+    for needed in (run_dir.model_file, run_dir.history_file, run_dir.split_file):
+        if not needed.is_file():
+            typer.echo(f"error: {run} has no {needed.name}; is it a `sgmine-train fit` run directory?", err=True)
             raise typer.Exit(1)
     if data is None:
-        data = json.loads((run / "history.json").read_text()).get("data", {}).get("path")
+        data = run_dir.history().get("data", {}).get("path")
         if not data:
-            typer.echo(f"error: {run}/history.json does not name its dataset; give DATA", err=True)
+            typer.echo(f"error: {run_dir.history_file} does not name its dataset; give DATA", err=True)
             raise typer.Exit(1)
         data = Path(data)
     try:
@@ -259,7 +257,7 @@ def evaluate_command(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    folder = out or run / "report"
+    folder = out or run_dir.report
     text = (
         f"CNN on {report['n_test']} test curves: loss {report['test_loss']:.4f}, top-1 {report['top1_accuracy']:.3f}, "
         f"top-2 {report['top2_accuracy']:.3f}, top-3 {report['top3_accuracy']:.3f}"

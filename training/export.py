@@ -35,6 +35,8 @@ import typer
 from sgmine.grid import Grid
 from training.datafiles import Dataset, read_dataset, readable_mode
 from training.onnx_cnn import INPUT_NAME, OPSET, OUTPUT_NAME, cnn_to_onnx
+from training.run import ModelFileError, RunDir
+from training.run import load_keras_model as _load_keras
 
 CONVERTERS = ("auto", "direct", "tf2onnx")
 TOLERANCE = 1e-4
@@ -47,18 +49,12 @@ class ExportError(RuntimeError):
 
 
 def load_keras_model(path: str | Path):
-    """Load a ``.keras`` or ``.h5`` model without compiling it, in Keras' safe mode."""
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
-    if path.suffix not in (".keras", ".h5", ".hdf5"):
-        raise ExportError(f"{path}: expected a Keras .keras or .h5 file")
+    """Load a ``.keras`` or ``.h5`` model without compiling it, in Keras' safe mode
+    (:func:`training.run.load_keras_model`); an unreadable file raises :class:`ExportError`."""
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for unreadable files
-        raise ExportError(f"cannot load Keras model {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+        return _load_keras(path)
+    except ModelFileError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def keras_to_onnx(model, opset: int = OPSET):
@@ -142,27 +138,14 @@ class ExportResult:
     converter: str = "direct"
 
 
-def _run_dir_record(model_path: Path) -> dict[str, Any]:
-    history = model_path.parent / "history.json"
-    return json.loads(history.read_text()) if history.is_file() else {}
-
-
-def _calibration(model_path: Path) -> dict[str, Any]:
-    """``calibration.json`` of the run (``sgmine-train calibrate``), or {} when there is none."""
-    path = model_path.parent / "calibration.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _parity_rows(model_path: Path, data: Dataset | None) -> tuple[np.ndarray, str]:
     """The curves to compare Keras and ONNX on: the run's test rows, all rows, or probe curves."""
-    from training.fit import Split
-
     if data is None:
         return probe_curves(209), "128 synthetic probe curves (no dataset given)"
-    split_path = model_path.parent / "split.npz"
-    if split_path.is_file():
+    run = RunDir(model_path.parent)
+    if run.has_split():
         try:
-            test = Split.load(split_path, len(data)).test
+            test = run.split(len(data)).test
             return data.x[test], f"the {len(test)} test curves"
         except ValueError:
             pass
@@ -191,10 +174,11 @@ def export_model(
     from training.symbols import hm_symbols
 
     model_path, out = Path(model_path), Path(out)
-    record = _run_dir_record(model_path)
+    run = RunDir(model_path.parent)
+    record = run.history()
     if classes is None:
-        if record.get("classes"):
-            classes = tuple(int(c) for c in record["classes"])
+        if run.classes():
+            classes = run.classes()
         elif data is not None:
             classes = data.classes
         else:
@@ -221,14 +205,14 @@ def export_model(
         raise ExportError(f"{model_path} does not end in a softmax (its outputs are not probabilities)")
 
     proto, used = convert(model, converter)
-    report_path = model_path.parent / "report" / "report.json"
+    report_path = run.report_file
     metrics: dict[str, Any] = {}
     if report_path.is_file():
         report = json.loads(report_path.read_text())
         metrics = {k: report[k] for k in METRIC_KEYS if k in report}
         if "baseline" in report:
             metrics["baseline_top1_accuracy"] = report["baseline"]["top1_accuracy"]
-    calibration = _calibration(model_path)
+    calibration = run.calibration()
     if calibration:
         metrics["in_class_flagged"] = calibration["test"]["flagged"]
         metrics["expected_calibration_error"] = calibration["test"]["ece_after"]
@@ -286,7 +270,7 @@ def export_command(
         class_order = parse_classes(classes) if classes else None
         dataset = read_dataset(data) if data is not None else None
         if dataset is None:
-            source = _run_dir_record(model).get("data", {}).get("path")
+            source = RunDir(model.parent).history().get("data", {}).get("path")
             if source and Path(source).exists():
                 dataset = read_dataset(source)
                 typer.echo(f"parity check on the training data {source}")

@@ -12,9 +12,10 @@ The recipe (Liu et al. 2019, spacegroupMining):
   The reference's ``min_delta=0.5`` (an accuracy gain of 50 points) stops every run after
   10 epochs; we use :data:`MIN_DELTA` instead.
 
-A run directory holds ``model.keras`` (best weights), ``history.json``, ``split.npz`` (the row
-indices of each part, so evaluation and the baseline use the same test set) and
-``checkpoints/`` (the last epoch's full model and the early-stopping state, for ``--resume``).
+A run directory (:class:`training.run.RunDir`) holds ``model.keras`` (best weights),
+``history.json``, ``config.json``, ``split.npz`` (the row indices of each part, so evaluation and
+the baseline use the same test set) and ``checkpoints/`` (the last epoch's full model and the
+early-stopping state, for ``--resume``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import typer
 
 from training.datafiles import Dataset, read_dataset
+from training.run import RunDir, Split, make_split  # noqa: F401  (Split: until quantize imports it from run)
 
 #: Smallest gain of validation accuracy that counts as an improvement (the reference used 0.5).
 MIN_DELTA = 1e-3
@@ -210,33 +212,6 @@ class FitConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
 
 
-@dataclass
-class Split:
-    """Row indices of the three parts of a dataset."""
-
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
-
-    def save(self, path: Path, n_rows: int) -> None:
-        np.savez(path, train=self.train, validation=self.validation, test=self.test, n_rows=n_rows)
-
-    @classmethod
-    def load(cls, path: Path, n_rows: int) -> "Split":
-        with np.load(path) as data:
-            if int(data["n_rows"]) != n_rows:
-                raise ValueError(f"{path} was made for a dataset of {int(data['n_rows'])} rows, this one has {n_rows}")
-            return cls(data["train"], data["validation"], data["test"])
-
-
-def make_split(data: Dataset, config: FitConfig) -> Split:
-    """Train/validation/test rows for ``data``: test first, then validation out of the rest."""
-    rest, test = split_indices(data.y, data.groups, config.test_size, config.seed)
-    groups = data.groups[rest] if data.groups is not None else None
-    fit_part, val_part = split_indices(data.y[rest], groups, config.validation_split, config.seed)
-    return Split(train=rest[fit_part], validation=rest[val_part], test=test)
-
-
 # --------------------------------------------------------------------------- Keras plumbing
 
 
@@ -303,7 +278,7 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
             return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
 
     best_weights = None
-    best_file = run_dir / "checkpoints" / "best.weights.h5"
+    best_file = RunDir(run_dir).checkpoints / "best.weights.h5"
     if state and state.get("early_stopping") and best_file.is_file():
         best = keras.models.clone_model(model)
         best.load_weights(best_file)
@@ -336,7 +311,7 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
             logs["seconds"] = time.perf_counter() - self.epoch_start
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(float(value))
-            folder = run_dir / "checkpoints"
+            folder = RunDir(run_dir).checkpoints
             folder.mkdir(exist_ok=True)
             if stopper.best_epoch == epoch:
                 _atomic_save(lambda p: self.model.save_weights(p), folder / "best.weights.h5")
@@ -403,27 +378,27 @@ def fit(
 
     from training.cnn import compile_model
 
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    run_dir = run.path
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run_dir / "checkpoints"
-    split_path = run_dir / "split.npz"
+    ckpt = run.checkpoints
 
     state = None
     if resume:
         if not (ckpt / "state.json").is_file() or not (ckpt / "last.keras").is_file():
             raise FileNotFoundError(f"nothing to resume in {run_dir}: no checkpoints/state.json and last.keras")
         state = json.loads((ckpt / "state.json").read_text())
-        split = Split.load(split_path, len(data))
-        previous = json.loads((run_dir / "config.json").read_text())
+        split = run.split(len(data))
+        previous = json.loads(run.config_file.read_text())
         if previous.get("classes") != list(data.classes):
             raise ValueError(f"{run_dir} was trained on classes {previous.get('classes')}, this dataset has {list(data.classes)}")
     else:
         split = make_split(data, config)
-        split.save(split_path, len(data))
+        run.save_split(split, len(data))
         for stale in ("state.json", "last.keras", "best.weights.h5"):
             (ckpt / stale).unlink(missing_ok=True)
     config_record = {**asdict(config), "classes": list(data.classes), "n_rows": len(data)}
-    _atomic_text(run_dir / "config.json", json.dumps(config_record, indent=2))
+    _atomic_text(run.config_file, json.dumps(config_record, indent=2))
 
     x = data.x[:, :, None]
     y = one_hot(data.y, data.classes)
@@ -470,7 +445,7 @@ def fit(
         model.set_weights(stopper.initial_weights)
     seconds = time.perf_counter() - start
 
-    model_path = run_dir / "model.keras"
+    model_path = run.model_file
     _atomic_save(lambda p: _without_optimizer(model).save(p), model_path)
     epochs_run = len(history.get("loss", []))
     best_epoch = int(stopper.best_epoch)
@@ -498,7 +473,7 @@ def fit(
         "environment": {"python": platform.python_version(), "keras": keras.__version__,
                         "backend": _backend(), "devices": _devices()},
     }
-    _atomic_text(run_dir / "history.json", json.dumps(record, indent=2))
+    _atomic_text(run.history_file, json.dumps(record, indent=2))
     return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
 
 
