@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from training.datafiles import read_dataset
-    from training.evaluate import metrics
+    from training.metrics import score_report
     from training.fit import FitConfig, configure_threads, fit
     from training.run import RunDir
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         split = RunDir(run).split(len(data))
         model = RunDir(run).load_keras(compile=True)
         proba = model.predict(data.x[split.test][:, :, None], batch_size=256, verbose=0)
-        scores = metrics(data.y[split.test], proba, data.classes)
+        scores = score_report(data.y[split.test], proba, data.classes)
         h = result.history
         row = {
             "batch_size": batch,

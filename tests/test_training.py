@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from training.evaluate import metrics, top_k_accuracy
+from training.metrics import score_report, top_k_accuracy
 from training.fit import class_weights, learning_rate, one_hot, split_indices
 
 GROUPS = (194, 225, 227)
@@ -78,7 +78,7 @@ def test_top_k_and_metrics():
     y = np.array([2, 14, 225, 225])  # predicted: 2, 225, 14, 2
     assert top_k_accuracy(np.array([0, 1, 2, 2]), proba, 1) == 0.25
     assert top_k_accuracy(np.array([0, 1, 2, 2]), proba, 2) == 0.75
-    m = metrics(y, proba, (2, 14, 225))
+    m = score_report(y, proba, (2, 14, 225))
     assert m["top1_accuracy"] == 0.25 and m["top2_accuracy"] == 0.75 and m["top3_accuracy"] == 1.0
     assert m["confusion_matrix"] == [[1, 0, 0], [0, 0, 1], [1, 1, 0]]
     assert m["per_class"]["2"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 1}

@@ -16,6 +16,7 @@ import numpy as np
 import typer
 
 from training.datafiles import Dataset, read_dataset
+from training.metrics import score_report
 
 
 def fit_baseline(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: int = 1000):
@@ -33,12 +34,11 @@ def fit_baseline(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: int = 10
 
 
 def run_baseline(data: Dataset, run_dir: Path | None, seed: int = 0, test_size: float = 0.2) -> dict[str, Any]:
-    """Fit the baseline on the training rows and return its test metrics (see :func:`training.evaluate.metrics`).
+    """Fit the baseline on the training rows and return its test metrics (see :func:`training.metrics.score_report`).
 
     The split comes from ``run_dir/split.npz`` when a CNN run is given, so both models see the
     same test set; otherwise it is made here with the same function and seed as ``fit``.
     """
-    from training.evaluate import metrics
     from training.fit import FitConfig
     from training.run import RunDir, make_split
 
@@ -53,7 +53,7 @@ def run_baseline(data: Dataset, run_dir: Path | None, seed: int = 0, test_size: 
     proba = np.zeros((len(split.test), len(data.classes)))
     fitted = [int(c) for c in model.classes_]
     proba[:, [data.classes.index(c) for c in fitted]] = model.predict_proba(data.x[split.test])
-    result = metrics(data.y[split.test], proba, data.classes)
+    result = score_report(data.y[split.test], proba, data.classes)
     result["model"] = "StandardScaler + LogisticRegression(class_weight='balanced')"
     result["train_rows"] = int(len(train))
     result["fit_seconds"] = seconds

@@ -27,11 +27,11 @@ import typer
 
 from sgmine.model import apply_temperature
 from training.datafiles import Dataset, read_dataset
+from training.metrics import ECE_BINS, class_indices, confidence_bins, cross_entropy, expected_calibration_error
 from training.run import RunDir
 
 #: Default share of in-class inputs flagged as out of domain.
 FLAG_RATE = 0.05
-ECE_BINS = 15
 
 
 def fit_temperature(proba: np.ndarray, labels: np.ndarray) -> float:
@@ -40,29 +40,10 @@ def fit_temperature(proba: np.ndarray, labels: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
 
     def nll(log_t: float) -> float:
-        return cross_entropy(apply_temperature(proba, float(np.exp(log_t))), labels)
+        return cross_entropy(labels, apply_temperature(proba, float(np.exp(log_t))))
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
-
-
-def cross_entropy(proba: np.ndarray, labels: np.ndarray) -> float:
-    """Mean negative log-probability of the true class."""
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-30, None))))
-
-
-def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    index = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(total)
 
 
 def threshold_for(confidence: np.ndarray, flag_rate: float) -> float:
@@ -113,9 +94,8 @@ def calibrate(
     def proba(x: np.ndarray) -> np.ndarray:
         return model.predict(np.asarray(x, dtype=np.float32)[:, :, None], batch_size=512, verbose=0).astype(np.float64)
 
-    index = {c: i for i, c in enumerate(classes)}
-    y_val = np.array([index[int(v)] for v in data.y[split.validation]])
-    y_test = np.array([index[int(v)] for v in data.y[split.test]])
+    y_val = class_indices(data.y[split.validation], classes)
+    y_test = class_indices(data.y[split.test], classes)
     p_val, p_test = proba(data.x[split.validation]), proba(data.x[split.test])
 
     temperature = fit_temperature(p_val, y_val)
@@ -129,10 +109,10 @@ def calibrate(
         "fitted_on": f"{len(y_val)} validation curves",
         "test": {
             "n": int(len(y_test)),
-            "ece_before": expected_calibration_error(p_test, y_test),
-            "ece_after": expected_calibration_error(c_test, y_test),
-            "cross_entropy_before": cross_entropy(p_test, y_test),
-            "cross_entropy_after": cross_entropy(c_test, y_test),
+            "ece_before": expected_calibration_error(y_test, p_test),
+            "ece_after": expected_calibration_error(y_test, c_test),
+            "cross_entropy_before": cross_entropy(y_test, p_test),
+            "cross_entropy_after": cross_entropy(y_test, c_test),
             "flagged": float(np.mean(c_test.max(axis=1) < threshold)),
             "top1_accuracy_kept": float(np.mean((c_test.argmax(1) == y_test)[c_test.max(axis=1) >= threshold])),
         },
@@ -157,10 +137,9 @@ def _plot(c_test, y_test, p_test, confidences: dict[str, np.ndarray], threshold:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    edges = np.linspace(0, 1, ECE_BINS + 1)
     for label, p in (("before", p_test), ("after temperature scaling", c_test)):
         conf, correct = p.max(axis=1), p.argmax(axis=1) == y_test
-        idx = np.clip(np.digitize(conf, edges[1:-1]), 0, ECE_BINS - 1)
+        idx = confidence_bins(conf)
         xs = [conf[idx == b].mean() for b in range(ECE_BINS) if (idx == b).any()]
         ys = [correct[idx == b].mean() for b in range(ECE_BINS) if (idx == b).any()]
         ax1.plot(xs, ys, "o-", label=label)

@@ -18,48 +18,8 @@ import numpy as np
 import typer
 
 from training.datafiles import Dataset, read_dataset
+from training.metrics import score_report
 from training.run import RunDir
-
-
-def top_k_accuracy(y_index: np.ndarray, proba: np.ndarray, k: int) -> float:
-    """Fraction of rows whose true class index is among the ``k`` most probable."""
-    if len(y_index) == 0:
-        return float("nan")
-    k = min(k, proba.shape[1])
-    top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-    return float(np.mean(np.any(top == np.asarray(y_index)[:, None], axis=1)))
-
-
-def metrics(y_true: np.ndarray, proba: np.ndarray, classes: tuple[int, ...]) -> dict[str, Any]:
-    """Test figures for predicted probabilities ``proba`` (n, C) of space groups ``y_true`` (n,)."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    index = {c: i for i, c in enumerate(classes)}
-    y_index = np.array([index[int(v)] for v in y_true], dtype=np.int64)
-    predicted = np.argmax(proba, axis=1)
-    labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_index, predicted, labels=labels, zero_division=0
-    )
-    eps = 1e-7
-    cross_entropy = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_index)), y_index], eps, 1.0))))
-    return {
-        "n_test": int(len(y_index)),
-        "cross_entropy": cross_entropy,
-        "top1_accuracy": top_k_accuracy(y_index, proba, 1),
-        "top2_accuracy": top_k_accuracy(y_index, proba, 2),
-        "top3_accuracy": top_k_accuracy(y_index, proba, 3),
-        "per_class": {
-            str(c): {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, c in enumerate(classes)
-        },
-        "confusion_matrix": confusion_matrix(y_index, predicted, labels=labels).tolist(),
-    }
 
 
 # --------------------------------------------------------------------------- plots
@@ -163,7 +123,7 @@ def evaluate_run(run_dir: Path, data: Dataset, out: Path | None = None, baseline
     x_test, y_test = data.x[split.test][:, :, None], data.y[split.test]
     keras_scores = model.evaluate(x_test, one_hot(y_test, classes), verbose=0, return_dict=True)
     proba = model.predict(x_test, verbose=0)
-    report = metrics(y_test, proba, classes)
+    report = score_report(y_test, proba, classes)
     report["test_loss"] = float(keras_scores["loss"])  # cross-entropy + L2 penalties, as Keras reports it
     report["classes"] = list(classes)
     report["symbols"] = list(hm_symbols(classes))
