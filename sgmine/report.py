@@ -10,13 +10,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sgmine.files import atomic_write  # here for the scan's writers, and re-exported
 from sgmine.scan import Prediction
 
 #: Columns after the candidates, in order (the README's table lists them in this order).
@@ -135,36 +135,6 @@ class Checkpointer:
         finally:  # after a failed save too: the next try waits its turn
             took = time.monotonic() - started
             self._next = time.monotonic() + max(self.interval, 20 * took)
-
-
-def atomic_write(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
-
-    The text goes to a temporary file in the same directory, is flushed to disk, and then
-    replaces ``path`` in one rename.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _float_or_none(text: str | None) -> float | None:

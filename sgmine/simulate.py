@@ -603,7 +603,7 @@ def write_gr(path: str | os.PathLike, r: np.ndarray, g: np.ndarray, header: dict
         lines.append(f"{name} = {_header_value(value)}")
     lines += ["", "#### start data", "#S 1", "#L r($\\AA$)  G($\\AA^{-2}$)"]
     body = "\n".join(f"{x:.6g} {y:.8g}" for x, y in zip(r, g))
-    from sgmine.report import atomic_write
+    from sgmine.files import atomic_write
 
     atomic_write(path, "\n".join(lines) + "\n" + body + "\n")
 

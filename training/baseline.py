@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from sgmine.files import atomic_write
 from training.datafiles import Dataset, read_dataset
 from training.metrics import score_report
 
@@ -75,7 +76,7 @@ def baseline_command(
     result = run_baseline(dataset, run, seed=seed, test_size=test_size)
     folder = out or run or Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "baseline.json").write_text(json.dumps(result, indent=2))
+    atomic_write(folder / "baseline.json", json.dumps(result, indent=2))
     typer.echo(
         f"logistic regression on {result['n_test']} test curves: top-1 {result['top1_accuracy']:.3f}, "
         f"top-2 {result['top2_accuracy']:.3f}, top-3 {result['top3_accuracy']:.3f} "

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from sgmine.files import atomic_write
 from sgmine.model import apply_temperature
 from training.datafiles import Dataset, read_dataset
 from training.metrics import ECE_BINS, class_indices, confidence_bins, cross_entropy, expected_calibration_error
@@ -124,7 +125,7 @@ def calibrate(
         confidences[name] = c
         report["out_of_class"][name] = {"n": int(len(c)), "flagged": float(np.mean(c < threshold))}
 
-    run.calibration_file.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write(run.calibration_file, json.dumps(report, indent=2) + "\n")
     run.report.mkdir(exist_ok=True)
     _plot(c_test, y_test, p_test, confidences, threshold, run.report / "calibration.png")
     return report

@@ -20,14 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sgmine.files import atomic_write
 from sgmine.grid import Grid
 
 MANIFEST_COLUMNS = (
@@ -110,26 +109,6 @@ class Dataset:
 # --------------------------------------------------------------------------- writing
 
 
-def readable_mode() -> int:
-    """The mode a new file gets under the current umask (``mkstemp`` makes private 0600 files)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, readable_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _csv_text(rows: list[list[Any]], header: list[str] | None = None) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -190,10 +169,10 @@ def write_dataset(
 
     # x.csv with float32 round-trip precision (repr of float32 is at most 9 significant digits).
     x_text = "\n".join(",".join(f"{v:.9g}" for v in row) for row in x.tolist())
-    _atomic_write_bytes(out / "x.csv", (x_text + "\n" if len(x) else "").encode())
-    _atomic_write_bytes(out / "y.csv", "".join(f"{int(v)}\n" for v in y).encode())
+    atomic_write(out / "x.csv", (x_text + "\n" if len(x) else "").encode())
+    atomic_write(out / "y.csv", "".join(f"{int(v)}\n" for v in y).encode())
     size_rows = [[int(c), int(n)] for c, n in zip(classes, counts)]
-    _atomic_write_bytes(out / "size_sg.csv", _csv_text(size_rows, ["group", "count"]).encode())
+    atomic_write(out / "size_sg.csv", _csv_text(size_rows, ["group", "count"]).encode())
 
     structure_ids = split_groups = np.array([""] * len(y), dtype=str)
     if manifest is not None:
@@ -208,7 +187,7 @@ def write_dataset(
                     f"{out}: manifest row {i} says space group {entry['space_group']} but y says {int(y[i])}"
                 )
             rows.append(["" if entry.get(k) is None else entry.get(k, "") for k in MANIFEST_COLUMNS])
-        _atomic_write_bytes(out / "manifest.csv", _csv_text(rows, list(MANIFEST_COLUMNS)).encode())
+        atomic_write(out / "manifest.csv", _csv_text(rows, list(MANIFEST_COLUMNS)).encode())
         structure_ids = np.array([str(m.get("structure_id", "")) for m in manifest], dtype=str)
         split_groups = np.array([str(m.get("split_group") or m.get("structure_id", "")) for m in manifest], dtype=str)
 
@@ -222,7 +201,7 @@ def write_dataset(
         classes=classes.astype(np.int32),
         r=grid.r.astype(np.float64),
     )
-    _atomic_write_bytes(out / "dataset.npz", buf.getvalue())
+    atomic_write(out / "dataset.npz", buf.getvalue())
 
     meta = dict(info)
     meta.setdefault(
@@ -237,7 +216,7 @@ def write_dataset(
     )
     meta.setdefault("counts", {str(int(c)): int(n) for c, n in zip(classes, counts)})
     meta.setdefault("n_rows", int(len(y)))
-    _atomic_write_bytes(out / "dataset.json", (json.dumps(meta, indent=2, default=str) + "\n").encode())
+    atomic_write(out / "dataset.json", (json.dumps(meta, indent=2, default=str) + "\n").encode())
     return out
 
 
@@ -374,8 +353,8 @@ def read_dataset(path: str | Path) -> Dataset:
         manifest = _read_manifest(manifest_path)
         if len(manifest) != len(y):
             raise DatasetError(f"{manifest_path}: {len(manifest)} rows for {len(y)} curves in {y_path.name}")
-        key = "split_group" if "split_group" in manifest[0] else "structure_id"
-        groups = np.array([m[key] for m in manifest], dtype=str)
+        # as write_dataset's split_group: the row's split group, else its structure id
+        groups = np.array([m.get("split_group") or m.get("structure_id", "") for m in manifest], dtype=str)
         if not all(groups):
             groups = None
     return Dataset(x=x, y=y, groups=groups, classes=classes, info=info, manifest=manifest)

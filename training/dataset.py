@@ -53,6 +53,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import typer
 
+from sgmine.files import atomic_write
 from sgmine.grid import Grid, GridError, resample
 
 #: Spacing of the simulated curves, in Å (fine enough for the runtime's interpolation).
@@ -360,9 +361,7 @@ def save_shard(work: Path, result: ShardResult) -> Path:
         n_structures=np.array(result.n_structures),
         seconds=np.array(result.seconds),
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, buf.getvalue())
     return path
 
 
@@ -432,9 +431,7 @@ def _prepare_work(out: Path, plan: dict[str, Any], fresh: bool) -> Path:
     if fresh:
         for p in work.glob("shard-*.npz"):
             p.unlink()
-    tmp = plan_file.with_name(".plan.json.tmp")
-    tmp.write_text(json.dumps(plan, indent=2, default=str) + "\n")
-    os.replace(tmp, plan_file)
+    atomic_write(plan_file, json.dumps(plan, indent=2, default=str) + "\n")
     return work
 
 
@@ -624,9 +621,7 @@ def _write_skipped(out: Path, skipped: list[tuple[str, str, str]]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["structure_id", "kind", "reason"])
     writer.writerows(skipped)
-    tmp = out / ".skipped.csv.tmp"
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, out / "skipped.csv")
+    atomic_write(out / "skipped.csv", buf.getvalue())
 
 
 def _version() -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from sgmine.files import atomic_write
 from training.datafiles import Dataset, read_dataset
 from training.metrics import score_report
 from training.run import RunDir
@@ -140,14 +141,14 @@ def evaluate_run(run_dir: Path, data: Dataset, out: Path | None = None, baseline
             report["baseline"] = json.loads(saved.read_text())
         else:
             report["baseline"] = run_baseline(data, run.path)
-            saved.write_text(json.dumps(report["baseline"], indent=2))
+            atomic_write(saved, json.dumps(report["baseline"], indent=2))
 
     labels = [f"{c} {s}" for c, s in zip(classes, report["symbols"])]
     plot_training_curves(record["history"], out / "training_curves.png")
     plot_confusion_matrix(report["confusion_matrix"], labels, out / "confusion_matrix.png")
     plot_class_proportions(data.class_counts(), out / "class_proportions.png")
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(markdown_report(report, data.description))
+    atomic_write(out / "report.json", json.dumps(report, indent=2))
+    atomic_write(out / "report.md", markdown_report(report, data.description))
     return report
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,8 @@ import numpy as np
 import typer
 
 from sgmine.grid import Grid
-from training.datafiles import Dataset, read_dataset, readable_mode
+from sgmine.files import atomic_save
+from training.datafiles import Dataset, read_dataset
 from training.onnx_cnn import INPUT_NAME, OPSET, OUTPUT_NAME, cnn_to_onnx
 from training.run import ModelFileError, RunDir
 from training.run import load_keras_model as _load_keras
@@ -233,10 +232,9 @@ def export_model(
     onnx.checker.check_model(proto)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    checked: list[float] = []
+
+    def write_if_faithful(tmp: Path) -> None:
         tmp.write_bytes(proto.SerializeToString())
         got = Model(tmp).predict_proba(x)
         difference = float(np.max(np.abs(got - expected))) if len(x) else 0.0
@@ -245,11 +243,10 @@ def export_model(
                 f"ONNX and Keras outputs differ by up to {difference:.3g} on {checked_on} "
                 f"(allowed {tolerance:g}); not writing {out}"
             )
-        os.chmod(tmp, readable_mode())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return ExportResult(out, info.classes, difference, len(x), checked_on, used)
+        checked.append(difference)
+
+    atomic_save(write_if_faithful, out)
+    return ExportResult(out, info.classes, checked[0], len(x), checked_on, used)
 
 
 def export_command(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import time
 import warnings
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from sgmine.files import atomic_save, atomic_write
 from training.datafiles import Dataset, read_dataset
 from training.run import RunDir, Split, make_split  # noqa: F401  (Split: until quantize imports it from run)
 
@@ -314,10 +314,10 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
             folder = RunDir(run_dir).checkpoints
             folder.mkdir(exist_ok=True)
             if stopper.best_epoch == epoch:
-                _atomic_save(lambda p: self.model.save_weights(p), folder / "best.weights.h5")
-            _atomic_save(lambda p: self.model.save(p), folder / "last.keras")
+                atomic_save(lambda p: self.model.save_weights(str(p)), folder / "best.weights.h5")
+            atomic_save(lambda p: self.model.save(str(p)), folder / "last.keras")
             snapshot = {"epoch": epoch, "history": self.history, "early_stopping": stopper.state()}
-            _atomic_text(folder / "state.json", json.dumps(snapshot))
+            atomic_write(folder / "state.json", json.dumps(snapshot))
 
     return [keras.callbacks.LearningRateScheduler(rates), stopper, Checkpoint(history)], stopper
 
@@ -329,18 +329,6 @@ def _without_optimizer(model):
     clean = keras.models.clone_model(model)
     clean.set_weights(model.get_weights())
     return clean
-
-
-def _atomic_save(save, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    save(str(tmp))
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- training
@@ -398,7 +386,7 @@ def fit(
         for stale in ("state.json", "last.keras", "best.weights.h5"):
             (ckpt / stale).unlink(missing_ok=True)
     config_record = {**asdict(config), "classes": list(data.classes), "n_rows": len(data)}
-    _atomic_text(run.config_file, json.dumps(config_record, indent=2))
+    atomic_write(run.config_file, json.dumps(config_record, indent=2))
 
     x = data.x[:, :, None]
     y = one_hot(data.y, data.classes)
@@ -446,7 +434,7 @@ def fit(
     seconds = time.perf_counter() - start
 
     model_path = run.model_file
-    _atomic_save(lambda p: _without_optimizer(model).save(p), model_path)
+    atomic_save(lambda p: _without_optimizer(model).save(str(p)), model_path)
     epochs_run = len(history.get("loss", []))
     best_epoch = int(stopper.best_epoch)
     record = {
@@ -473,7 +461,7 @@ def fit(
         "environment": {"python": platform.python_version(), "keras": keras.__version__,
                         "backend": _backend(), "devices": _devices()},
     }
-    _atomic_text(run.history_file, json.dumps(record, indent=2))
+    atomic_write(run.history_file, json.dumps(record, indent=2))
     return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
 
 
