@@ -90,9 +90,10 @@ def build_models(workdir: Path, keras_path: Path | None) -> tuple[Path, Path, Pa
     import keras
 
     from sgmine.model import ModelInfo, attach_metadata
-    from training.cnn import DEFAULT_CLASSES, build_model
+    from training.cnn import build_model
     from training.export import convert, keras_to_onnx
     from training.run import RunDir, load_keras_model
+    from training.symbols import REFERENCE_GROUPS as DEFAULT_CLASSES
     from training.symbols import hm_symbols
 
     if keras_path is None:

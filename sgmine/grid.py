@@ -12,8 +12,9 @@ measured one reach the network through exactly the same arithmetic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,32 @@ class Grid:
     def step(self) -> float:
         """Spacing of the grid points, in Å."""
         return (self.rmax - self.rmin) / (int(self.npoints) - 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The grid as plain values (``dataset.json``, ``history.json``); :meth:`from_dict` reads it."""
+        return {"rmin": float(self.rmin), "rmax": float(self.rmax), "npoints": int(self.npoints),
+                "interpolation": self.interpolation, "normalisation": self.normalisation}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, npoints: int | None = None) -> "Grid":
+        """The grid that :meth:`as_dict` wrote; missing entries take the defaults.
+
+        Parameters
+        ----------
+        values
+            ``rmin``, ``rmax``, ``npoints``, ``interpolation``, ``normalisation`` (any may be missing).
+        npoints
+            The number of points when ``values`` does not give it (e.g. the data's width).
+        """
+        values = dict(values or {})
+        default = cls()
+        return cls(
+            rmin=float(values.get("rmin", default.rmin)),
+            rmax=float(values.get("rmax", default.rmax)),
+            npoints=int(values.get("npoints", npoints if npoints is not None else default.npoints)),
+            interpolation=str(values.get("interpolation", default.interpolation)),
+            normalisation=str(values.get("normalisation", default.normalisation)),
+        )
 
 
 @dataclass

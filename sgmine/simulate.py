@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from sgmine import __version__
+
 #: Width of the distance bins of a :class:`PairTable`, in Å (each bin keeps the mean and the
 #: variance of its distances; the variance is added to the peak width).
 PAIR_BIN = 0.005
@@ -608,15 +610,6 @@ def write_gr(path: str | os.PathLike, r: np.ndarray, g: np.ndarray, header: dict
     atomic_write(path, "\n".join(lines) + "\n" + body + "\n")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sgmine")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-
-
 def simulate_file(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -638,7 +631,7 @@ def simulate_file(
         raise SimulationError(f"{path}: {exc}") from exc
     elements, counts = np.unique([neutral_element(a.element) for a in structure], return_counts=True)
     header = {
-        "program": f"sgmine {_version()} (sgmine simulate)",
+        "program": f"sgmine {__version__} (sgmine simulate)",
         "structure": path.name,
         "composition": " ".join(f"{e}{n}" for e, n in zip(elements, counts)),
         **params.as_header(),

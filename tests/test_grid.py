@@ -148,3 +148,10 @@ def test_resample_many_matches_resample_one_by_one(data_dir):
         assert result.warnings == one.warnings
         assert (result.r_min, result.r_max) == (one.r_min, one.r_max)
     assert "set to zero" in many[5].warnings[0]
+
+
+def test_grid_round_trips_through_its_dict():
+    grid = Grid(rmin=1.0, rmax=20.0, npoints=100, interpolation="linear")
+    assert Grid.from_dict(grid.as_dict()) == grid
+    assert Grid.from_dict(None) == Grid() and Grid.from_dict({}, npoints=50) == Grid(npoints=50)
+    assert Grid.from_dict({"npoints": 30}, npoints=50).npoints == 30

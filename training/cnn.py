@@ -16,10 +16,10 @@ The three inner BatchNormalization layers use the same epsilon and momentum as t
 
 from __future__ import annotations
 
-#: The space groups of the reference training set, in output order.
-DEFAULT_CLASSES: tuple[int, ...] = (2, 14, 15, 62, 139, 194, 225, 227)
+from sgmine.grid import Grid
 
-NPOINTS = 209
+#: r-points of the model's input: the grid convention's (:class:`sgmine.grid.Grid`).
+NPOINTS = Grid().npoints
 L2 = 1e-5
 BN_EPSILON = 1e-6
 BN_MOMENTUM = 0.9

@@ -86,16 +86,7 @@ class Dataset:
     @property
     def grid(self) -> Grid:
         """The grid the curves were put on (from ``dataset.json``; the default grid otherwise)."""
-        g = self.info.get("grid")
-        if not g:
-            return Grid(npoints=int(self.x.shape[1]))
-        return Grid(
-            rmin=float(g.get("rmin", 1.5)),
-            rmax=float(g.get("rmax", 30.0)),
-            npoints=int(g.get("npoints", self.x.shape[1])),
-            interpolation=g.get("interpolation", "quadratic"),
-            normalisation=g.get("normalisation", "minmax"),
-        )
+        return Grid.from_dict(self.info.get("grid"), npoints=int(self.x.shape[1]))
 
     @property
     def description(self) -> str:
@@ -156,14 +147,7 @@ def write_dataset(
         raise DatasetError(f"{out}: manifest has {len(manifest)} rows for {len(y)} curves")
 
     classes, counts = np.unique(y, return_counts=True)
-    grid_info = dict(info.get("grid") or {})
-    grid = Grid(
-        rmin=float(grid_info.get("rmin", 1.5)),
-        rmax=float(grid_info.get("rmax", 30.0)),
-        npoints=int(grid_info.get("npoints", x.shape[1])),
-        interpolation=grid_info.get("interpolation", "quadratic"),
-        normalisation=grid_info.get("normalisation", "minmax"),
-    )
+    grid = Grid.from_dict(info.get("grid"), npoints=int(x.shape[1]))
     if grid.npoints != x.shape[1]:
         raise DatasetError(f"{out}: info grid has {grid.npoints} points but x has {x.shape[1]} columns")
 
@@ -204,16 +188,7 @@ def write_dataset(
     atomic_write(out / "dataset.npz", buf.getvalue())
 
     meta = dict(info)
-    meta.setdefault(
-        "grid",
-        {
-            "rmin": grid.rmin,
-            "rmax": grid.rmax,
-            "npoints": grid.npoints,
-            "interpolation": grid.interpolation,
-            "normalisation": grid.normalisation,
-        },
-    )
+    meta.setdefault("grid", grid.as_dict())
     meta.setdefault("counts", {str(int(c)): int(n) for c, n in zip(classes, counts)})
     meta.setdefault("n_rows", int(len(y)))
     atomic_write(out / "dataset.json", (json.dumps(meta, indent=2, default=str) + "\n").encode())

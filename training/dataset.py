@@ -53,15 +53,15 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import typer
 
+import sgmine
 from sgmine.files import atomic_write
 from sgmine.grid import Grid, GridError, resample
+from training.symbols import REFERENCE_GROUPS
 
 #: Spacing of the simulated curves, in Å (fine enough for the runtime's interpolation).
 R_STEP = 0.01
 #: First simulated r, in Å (below the grid's 1.5 Å, so the runtime cut keeps a point either side).
 R_START = 1.0
-#: The reference's eight space groups, the default of ``--space-groups``.
-REFERENCE_GROUPS = (2, 14, 15, 62, 139, 194, 225, 227)
 
 MANIFEST_PARAMS = (
     "qmax", "qdamp", "uiso", "delta2", "strain", "rmax", "radiation", "noise", "particle_diameter",
@@ -533,7 +533,7 @@ def build_dataset(
         "symprec": symprec,
         "max_atoms": max_atoms,
         "augmentation": asdict(augmentation),
-        "grid": asdict(grid),
+        "grid": grid.as_dict(),
         "command": command,
         **({"variants": variants} if variants else {}),
     }
@@ -577,7 +577,7 @@ def build_dataset(
     classes, counts = np.unique(y, return_counts=True)
     n_structures = sum(r.n_structures for r in results)
     info = {
-        "grid": asdict(grid),
+        "grid": grid.as_dict(),
         "seed": seed,
         "command": command,
         "augment": augment,
@@ -587,7 +587,7 @@ def build_dataset(
         "n_structures": n_structures,
         "sources": sorted({m["source"].split(":")[0] for m in manifest}),
         "skipped": _count_kinds(skipped),
-        "sgmine_version": _version(),
+        "sgmine_version": sgmine.__version__,
         "description": description
         or f"{len(y)} simulated PDFs of {n_structures} structures ({', '.join(sorted({m['source'].split(':')[0] for m in manifest}))}), "
         f"{augment} per structure, space groups {', '.join(str(int(c)) for c in classes)}",
@@ -622,15 +622,6 @@ def _write_skipped(out: Path, skipped: list[tuple[str, str, str]]) -> None:
     writer.writerow(["structure_id", "kind", "reason"])
     writer.writerows(skipped)
     atomic_write(out / "skipped.csv", buf.getvalue())
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("sgmine")
-    except Exception:
-        return "unknown"
 
 
 # --------------------------------------------------------------------------- command line

@@ -106,7 +106,7 @@ def _rename_output(proto, name: str) -> None:
 def probe_curves(npoints: int, n: int = 128, seed: int = 0) -> np.ndarray:
     """Min-max normalised damped oscillations, for a parity check when no test data are at hand."""
     rng = np.random.default_rng(seed)
-    r = np.linspace(1.5, 30.0, npoints)
+    r = Grid(npoints=npoints).r
     freq = rng.uniform(1.0, 8.0, (n, 1))
     damp = rng.uniform(5.0, 40.0, (n, 1))
     g = np.sin(freq * r + rng.uniform(0, 2 * np.pi, (n, 1))) * np.exp(-r / damp) + 0.05 * rng.normal(size=(n, npoints))
@@ -140,7 +140,7 @@ class ExportResult:
 def _parity_rows(model_path: Path, data: Dataset | None) -> tuple[np.ndarray, str]:
     """The curves to compare Keras and ONNX on: the run's test rows, all rows, or probe curves."""
     if data is None:
-        return probe_curves(209), "128 synthetic probe curves (no dataset given)"
+        return probe_curves(Grid().npoints), "128 synthetic probe curves (no dataset given)"
     run = RunDir(model_path.parent)
     if run.has_split():
         try:
@@ -190,10 +190,8 @@ def export_model(
         raise ExportError(f"{model_path} has {n_out} outputs but {len(classes)} classes were given")
     if data is not None:
         grid = data.grid
-    elif record.get("data", {}).get("grid"):
-        grid = Grid(**record["data"]["grid"])
     else:
-        grid = Grid()
+        grid = Grid.from_dict(record.get("data", {}).get("grid"))
     if shape[1] != grid.npoints or (len(shape) == 3 and shape[2] != 1) or len(shape) not in (2, 3):
         raise ExportError(f"{model_path} takes input {shape}; sgmine needs (batch, {grid.npoints}[, 1])")
 

@@ -182,9 +182,9 @@ def outlier_rows(
     return np.concatenate([other, mixtures]).astype(np.float32)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitConfig:
-    """Settings of one training run (stored in ``history.json``)."""
+    """Settings of one training run (stored in ``history.json``); built with keywords only."""
 
     epochs: int = 100
     batch_size: int = 32
@@ -449,7 +449,7 @@ def fit(
         "split": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test),
                   "by_structure": data.groups is not None},
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
-                 "grid": asdict(data.grid)},
+                 "grid": data.grid.as_dict()},
         "architecture": config.architecture,
         "deviations": [
             f"early stopping min_delta={config.min_delta} on val_accuracy (the reference's min_delta=0.5 "

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+#: The reference's eight space groups (Liu et al. 2019), in the CNN's output order: the default
+#: classes of ``sgmine-train dataset --space-groups`` and of a model built without a dataset.
+REFERENCE_GROUPS: tuple[int, ...] = (2, 14, 15, 62, 139, 194, 225, 227)
+
 #: spglib numbers the 530 Hall settings 1..530; the first setting of each group is the standard one.
 N_HALL = 530
 
