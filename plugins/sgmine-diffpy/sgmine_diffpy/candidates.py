@@ -101,7 +101,7 @@ def candidate_models(
     """
     prediction = gr if isinstance(gr, Prediction) else predict([gr], top_k=top_k, model=model)[0]
     if not prediction.ok:
-        raise ValueError(prediction.message)
+        raise ValueError(f"{prediction.source}: {prediction.message}")
     library = load_library(structures, symprec)
     if library is not structures:  # a Library passed in has had its skipped files reported
         for message in library.skipped:
