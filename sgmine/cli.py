@@ -332,6 +332,100 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 @app.command()
+def watch(
+    directory: Path = typer.Argument(..., help="Folder to watch (not recursive).", show_default=False),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="CSV table kept up to date (atomically) [default: DIR/sgmine-watch.csv]."
+    ),
+    pattern: str = typer.Option("*.gr", "--pattern", "-p", help="Shell pattern of the file names to score."),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidates per file."),
+    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    settle: float = typer.Option(
+        2.0, "--settle", min=0.0,
+        help="Score a file once its size and modification time have not changed for this many seconds.",
+    ),
+    poll: Optional[float] = typer.Option(
+        None, "--poll", min=0.05,
+        help="List the folder every this many seconds instead of waiting for file events (network file "
+        "systems, where events do not arrive) [default: file events from watchfiles; polling every 1 s "
+        "without it].",
+    ),
+) -> None:
+    """Score the PDFs in a folder, then each new or rewritten one as soon as it is complete, keeping a
+    CSV table up to date (one row per file, in file-name order). Restarting continues from the
+    table without scoring unchanged files again. Stop with Ctrl-C or SIGTERM (the table is saved,
+    exit 0)."""
+    import threading
+
+    from sgmine.watch import WatchTable, events_available, wakeups
+
+    if not directory.is_dir():
+        _fail(f"{directory} is not a folder")
+    out = out if out is not None else directory / "sgmine-watch.csv"
+    if out.is_dir():
+        _fail(f"--out {out} is a directory; give a file name")
+    if not out.parent.exists():
+        _fail(f"--out {out}: directory {out.parent} does not exist")
+    if out.suffix.lower() == ".json":
+        _fail("sgmine watch writes CSV; name --out .csv")
+    stop = threading.Event()
+    with _signals_set(stop):  # from here on, Ctrl-C and SIGTERM end the watch cleanly
+        model = _load_model(model_path)
+        if top_k > len(model.info.classes):
+            typer.echo(f"sgmine: warning: --top-k {top_k} is more than the model's {len(model.info.classes)} "
+                       f"classes; giving all {len(model.info.classes)}", err=True)
+        table = WatchTable(directory, out=out, model=model, pattern=pattern, top_k=top_k, settle=settle,
+                           log=lambda line: typer.echo(f"sgmine: {line}", err=True))
+        try:
+            kept = table.resume()
+        except ValueError as exc:
+            _fail(f"{exc}; remove it or give another --out")
+        if kept:
+            typer.echo(f"sgmine: {kept} unchanged files already scored in {out}", err=True)
+        how = (f"listing it every {poll:g} s" if poll is not None else "on file events" if events_available()
+               else "listing it every 1 s (pip install watchfiles for file events)")
+        typer.echo(f"sgmine: watching {directory} for {pattern} ({how}); table in {out}; Ctrl-C to stop", err=True)
+        try:
+            if not stop.is_set():
+                table.update()
+                for _ in wakeups(directory, stop=stop, poll=poll):
+                    table.update()
+        except KeyboardInterrupt:  # a second Ctrl-C while a pass ran
+            pass
+        except OSError as exc:
+            _fail(f"cannot keep {out} up to date: {exc.strerror or exc}")
+        finally:
+            try:
+                table.save()
+            except OSError as exc:
+                typer.echo(f"sgmine: error: cannot save {out}: {exc.strerror or exc}", err=True)
+    typer.echo(f"sgmine: stopped; {len(table.rows)} files in {out}", err=True)
+
+
+@contextmanager
+def _signals_set(stop: Any) -> Iterator[None]:
+    """While watching, Ctrl-C and SIGTERM set ``stop`` (the loop ends after its pass); a second one
+    interrupts the pass itself."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command()
 def info(
     model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
 ) -> None:
