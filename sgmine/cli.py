@@ -121,6 +121,11 @@ def scan(
         "`sgmine-train quantize`, which keeps it only if its top-1 class agrees with float32 on "
         ">= 99.5% of a held-out test set): faster on CPUs with AVX-512 VNNI. Exit 2 if there is none.",
     ),
+    plot_out: Optional[Path] = typer.Option(
+        None, "--plot",
+        help="Also draw the results (as sgmine plot --order table does): a heatmap for several files, "
+        "curve and candidates for one. Needs matplotlib (pip install 'sgmine[plot]').",
+    ),
 ) -> None:
     """Score PDFs and write the top-k candidate space groups of each, one row per input."""
     from sgmine import __version__
@@ -137,6 +142,8 @@ def scan(
         _fail(f"--out {out}: directory {out.parent} does not exist")
     if resume and out is None:
         _fail("--resume needs --out FILE: the output of the scan to continue")
+    if plot_out is not None:
+        _check_plot_out(plot_out)
 
     names = [n.strip() for value in (report_names or DEFAULT_REPORTERS) for n in value.split(",") if n.strip()]
     try:
@@ -176,6 +183,8 @@ def scan(
         typer.echo(f"sgmine: {len(report_failures)} reporter call(s) failed (see message column)", err=True)
     if out is not None:
         typer.echo(_summary(predictions, out, time.monotonic() - started), err=True)
+    if plot_out is not None:
+        _draw(predictions, plot_out, model=model, order="table")
     if failed or report_failures:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -329,6 +338,63 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def plot(
+    results: Path = typer.Argument(..., help="A table from sgmine scan or sgmine watch (.csv or .json).", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="The picture (.png, .pdf or .svg).", show_default=False),
+    order: str = typer.Option(
+        "name", "--order",
+        help="Order of the files along the series: name (natural file-name order), table (as in the "
+        "table) or header:KEY (by a value in the files' headers, e.g. header:temperature).",
+    ),
+    model_path: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="ONNX model the table was written with [default: the shipped model]."
+    ),
+) -> None:
+    """Draw scan results: for several files, a heatmap of every class's probability along the
+    series (out-of-domain files marked); for one file, its curve on the model grid beside its
+    candidates. The files are scored again for the classes beyond the table's top-k. Needs
+    matplotlib (pip install 'sgmine[plot]')."""
+    if not results.is_file():
+        _fail(f"{results} is not a file")
+    _check_plot_out(out)
+    from sgmine.plot import PlotError, read_results
+
+    try:
+        predictions = read_results(results)
+    except PlotError as exc:
+        _fail(str(exc))
+    _draw(predictions, out, model=_load_model(model_path), order=order)
+
+
+def _check_plot_out(out: Path) -> None:
+    """Exit 2 before any work when the picture cannot be written or matplotlib is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        _fail("plotting needs matplotlib, which is not installed: pip install 'sgmine[plot]'")
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        _fail(f"cannot tell the picture's format from {out}: name it .png, .pdf or .svg")
+    if not out.parent.exists():
+        _fail(f"{out}: directory {out.parent} does not exist")
+
+
+def _draw(predictions: Sequence["Prediction"], out: Path, *, model: "Model", order: str) -> None:
+    """Draw ``predictions`` into ``out`` (exit 2 with one line when that fails)."""
+    from sgmine.plot import PlotError, plot_results
+
+    try:
+        series = plot_results(predictions, out, model=model, order=order)
+    except PlotError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+    for warning in series.warnings:
+        typer.echo(f"sgmine: warning: {warning}", err=True)
+    typer.echo(f"sgmine: picture of {len(series.points)} file{'s' if len(series.points) != 1 else ''} in {out}",
+               err=True)
 
 
 @app.command()
