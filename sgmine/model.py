@@ -22,13 +22,24 @@ key                value
                    like the training data (optional; without it ``in_domain`` is unknown)
 =================  ===========================================================
 
+An INT8 file (``sgmine-train quantize``) adds ``int8_top1_agreement`` (its measured top-1
+agreement with float32 on held-out test PDFs, at least :data:`MIN_INT8_AGREEMENT`) and a probe
+set, ``int8_probe_curves`` and ``int8_probe_classes`` (test curves and the float32 model's top-1
+space group of each). Integer kernels differ between CPUs (without VNNI, u8 x s8 products can
+saturate), so every load of an INT8 file scores its probe set on the CPU at hand and refuses the
+file when more curves disagree than a model at the gate would plausibly show
+(:func:`probe_allowance`).
+
 The graph takes one float32 input of shape ``(batch, npoints, 1)`` (or ``(batch, npoints)``)
 and returns class probabilities of shape ``(batch, len(classes))``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +157,16 @@ def default_model_path() -> Path:
 MIN_INT8_AGREEMENT = 0.995
 INT8_AGREEMENT_KEY = "int8_top1_agreement"
 INT8_SUFFIX = ".int8.onnx"
+#: The probe set an INT8 file carries, so that INT8 is checked on the CPU that runs it (its
+#: integer kernels differ: without VNNI, u8 x s8 products can saturate). Curves: base64 of the
+#: zlib-compressed little-endian float16 array, shape ``(n, npoints)``, already on the grid.
+INT8_PROBE_KEY = "int8_probe_curves"
+#: JSON list: the float32 model's top-1 space group for each probe curve (as stored, float16).
+INT8_PROBE_CLASSES_KEY = "int8_probe_classes"
+#: The probe rule refuses a model whose true agreement is exactly the gate at most this often.
+PROBE_FALSE_ALARM = 1e-3
+#: Fewest probe curves that can tell a saturating CPU (~90 % agreement) from a good one.
+MIN_PROBE_ROWS = 64
 
 
 def int8_model_path(path: str | Path | None = None) -> Path:
@@ -170,6 +191,73 @@ def _int8_agreement(path: Path, meta: dict[str, str]) -> float:
             f"set ({100 * MIN_INT8_AGREEMENT:.1f}% needed); use the float32 model (drop --int8)"
         )
     return share
+
+
+def probe_allowance(
+    n: int, *, min_agreement: float = MIN_INT8_AGREEMENT, false_alarm: float = PROBE_FALSE_ALARM
+) -> int:
+    """The most top-1 mismatches an INT8 model may show on ``n`` probe curves.
+
+    The smallest ``k`` such that a model whose true agreement is exactly ``min_agreement`` shows
+    more than ``k`` mismatches with probability at most ``false_alarm`` (binomial tail): a model
+    at the gate is refused at most that often, a clearly worse one almost always. For 128
+    probes, 99.5 % and 1e-3: 4 (refused from 5 mismatches, 96.1 %); a model at 90 % agreement
+    (issue #12's saturating AVX2 case) shows 12.8 on average and passes with probability < 1e-3.
+
+    Parameters
+    ----------
+    n
+        Number of probe curves.
+    min_agreement
+        The agreement gate (:data:`MIN_INT8_AGREEMENT`).
+    false_alarm
+        The largest accepted chance of refusing a model exactly at the gate.
+    """
+    p = 1.0 - min_agreement
+    cumulative = 0.0
+    for k in range(n + 1):
+        cumulative += math.comb(n, k) * p**k * (1 - p) ** (n - k)
+        if 1.0 - cumulative <= false_alarm:
+            return k
+    return n
+
+
+def encode_probe(curves: np.ndarray) -> str:
+    """Probe curves ``(n, npoints)`` as the text of :data:`INT8_PROBE_KEY` (float16, zlib, base64)."""
+    raw = np.ascontiguousarray(curves, dtype="<f2").tobytes()
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def decode_probe(text: str, npoints: int) -> np.ndarray:
+    """The float32 curves ``(n, npoints)`` written by :func:`encode_probe`; ValueError if malformed."""
+    try:
+        raw = zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True))
+    except (ValueError, zlib.error) as exc:
+        raise ValueError(f"{INT8_PROBE_KEY} is not base64 of zlib data: {exc}") from None
+    values = np.frombuffer(raw, dtype="<f2")
+    if values.size == 0 or values.size % npoints:
+        raise ValueError(f"{INT8_PROBE_KEY} holds {values.size} values, not rows of {npoints} points")
+    return values.reshape(-1, npoints).astype(np.float32)
+
+
+def cpu_has_vnni() -> bool | None:
+    """Whether this CPU has AVX-512 VNNI or AVX-VNNI (INT8 dot products that do not saturate);
+    None where ``/proc/cpuinfo`` cannot tell (not Linux, not x86)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    if flags is None:
+        return None
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _probe_mismatch_note() -> str:
+    vnni = cpu_has_vnni()
+    if vnni is False:
+        return " (this CPU has no VNNI; its INT8 products saturate unless weights are 7-bit)"
+    return ""
 # --- end INT8 --------------------------------------------------------------------------------
 
 
@@ -215,9 +303,41 @@ class Model:
             raise ModelError(f"model {self.path} is not an sgmine model: {exc}") from exc
         #: top-1 agreement of an INT8 model with its float32 one (None for a float32 model)
         self.int8_agreement: float | None = None
-        if int8 or INT8_AGREEMENT_KEY in meta or self.path.name.endswith(INT8_SUFFIX):
+        #: top-1 agreement of an INT8 model with float32 on its probe set, on this CPU (else None)
+        self.int8_probe_agreement: float | None = None
+        is_int8 = int8 or INT8_AGREEMENT_KEY in meta or self.path.name.endswith(INT8_SUFFIX)
+        if is_int8:
             self.int8_agreement = _int8_agreement(self.path, meta)
         self._check_signature()
+        if is_int8:
+            self.int8_probe_agreement = self._check_probe(meta)
+
+    def _check_probe(self, meta: dict[str, str]) -> float:
+        """Score the INT8 file's probe set on this CPU; ModelError when its top-1 classes differ
+        from the stored float32 ones on more curves than :func:`probe_allowance` accepts."""
+        if INT8_PROBE_KEY not in meta or INT8_PROBE_CLASSES_KEY not in meta:
+            raise ModelError(
+                f"INT8 model {self.path} carries no probe set ({INT8_PROBE_KEY}) to check INT8 on this CPU; "
+                "remake it with the current `sgmine-train quantize`, or drop --int8"
+            )
+        try:
+            curves = decode_probe(meta[INT8_PROBE_KEY], self.grid.npoints)
+            expected = np.array([int(c) for c in json.loads(meta[INT8_PROBE_CLASSES_KEY])])
+            if len(expected) != len(curves):
+                raise ValueError(f"{len(curves)} probe curves but {len(expected)} classes")
+            if len(curves) < MIN_PROBE_ROWS:
+                raise ValueError(f"{len(curves)} probe curves, fewer than the {MIN_PROBE_ROWS} needed")
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"INT8 model {self.path} has a malformed probe set: {_first_line(exc)}") from None
+        got = np.asarray(self.info.classes)[self.predict_proba(curves).argmax(axis=1)]
+        mismatches, allowed = int((got != expected).sum()), probe_allowance(len(curves))
+        if mismatches > allowed:
+            raise ModelError(
+                f"INT8 model {self.path} disagrees with the float32 model on {mismatches} of its "
+                f"{len(curves)} probe PDFs on this CPU (at most {allowed} allowed){_probe_mismatch_note()}; "
+                "use the float32 model (drop --int8)"
+            )
+        return 1.0 - mismatches / len(curves)
 
     def _check_signature(self) -> None:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()

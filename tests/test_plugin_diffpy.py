@@ -155,3 +155,23 @@ def test_refine_names_a_missing_dependency(data_dir, monkeypatch):
     result = runner.invoke(app, ["refine", str(data_dir / "Ni.gr"), "--cif-dir", str(CIFS)])
     assert result.exit_code == 2
     assert "sgmine refine needs diffpy.pdffit2" in result.stderr and "libgsl-dev" in result.stderr
+
+
+def test_refine_says_how_to_rebuild_a_pdffit2_without_its_compiled_core(data_dir, monkeypatch):
+    """pdffit2 built without GSL (and cached by pip) fails on import: the message gives the exact fix."""
+    import importlib
+
+    real = importlib.import_module
+
+    def broken(name, *args, **kwargs):
+        if name == "diffpy.pdffit2":
+            raise ImportError("cannot import name 'pdffit2' from partially initialized module 'diffpy.pdffit2' "
+                              "(most likely due to a circular import)")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    result = runner.invoke(app, ["refine", str(data_dir / "Ni.gr"), "--cif-dir", str(CIFS)])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "diffpy.pdffit2, which is installed but cannot be imported (cannot import name 'pdffit2'" in result.stderr
+    assert "apt-get install libgsl-dev, then pip install --no-cache-dir --force-reinstall --no-deps diffpy.pdffit2" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -2,21 +2,31 @@
 
 ``sgmine-train quantize MODEL.onnx --data DATASET --run RUN_DIR --out MODEL.int8.onnx``
 
-onnxruntime's static quantisation (QDQ format, per-channel INT8 weights, UINT8 activations
-whose ranges come from PDFs of the training rows of the run's split) makes the layers that do
-the work (in the reference CNN the second Conv1D, ~97 % of the multiply-adds) run as INT8 GEMMs,
-which AVX-512 VNNI CPUs execute faster than float32; the small layers and the softmax stay
-float32. Two float-exact graph rewrites keep INT8 close to float32 (see :func:`quantize_model`).
+onnxruntime's static quantisation (QDQ format, per-channel symmetric INT8 weights, UINT8
+activations whose ranges come from PDFs of the training rows of the run's split) makes the layers
+that do the work (in the reference CNN the second Conv1D, ~97 % of the multiply-adds) run as INT8
+GEMMs; the small layers and the softmax stay float32. Two float-exact graph rewrites keep INT8
+close to float32 (see :func:`quantize_model`).
+
+INT8 arithmetic depends on the CPU. With VNNI (AVX-512 VNNI, AVX-VNNI) the u8 x s8 products are
+summed exactly; without it (AVX2, AVX-512F) onnxruntime sums pairs of them in saturating 16-bit
+lanes, which 8-bit weights overflow (issue #12: 90.75 % top-1 agreement on an AVX2 CPU for a model
+at 100 % with VNNI). The weights are therefore 7-bit (``reduce_range``, :data:`REDUCE_RANGE`):
+255 x 64 x 2 < 2^15, so no CPU saturates and every CPU computes the same integers.
 
 The result is accepted only if its top-1 class agrees with the float32 model on at least
 ``MIN_AGREEMENT`` of the run's held-out test rows; the measured agreement is recorded in the
 file's metadata (``int8_top1_agreement``), and the runtime (``sgmine scan --int8``) refuses an
-INT8 file that lacks it or falls below it. The sgmine metadata (classes, grid, temperature,
+INT8 file that lacks it or falls below it. The file also carries a probe set (:data:`PROBE_ROWS`
+test curves, float16, with the float32 model's top-1 class of each) that the runtime scores at
+every load, refusing the file on a CPU where INT8 misses too many of them
+(:func:`sgmine.model.probe_allowance`). The sgmine metadata (classes, grid, temperature,
 in-domain threshold, ...) is copied from the float32 model.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -27,10 +37,26 @@ from typing import Optional
 import numpy as np
 import typer
 
-from sgmine.model import INT8_AGREEMENT_KEY, MIN_INT8_AGREEMENT, int8_model_path
+from sgmine.model import (
+    INT8_AGREEMENT_KEY,
+    INT8_PROBE_CLASSES_KEY,
+    INT8_PROBE_KEY,
+    MIN_INT8_AGREEMENT,
+    MIN_PROBE_ROWS,
+    encode_probe,
+    int8_model_path,
+    probe_allowance,
+)
 
 #: The fraction of test PDFs whose top-1 class INT8 must share with float32.
 MIN_AGREEMENT = MIN_INT8_AGREEMENT
+#: Weights quantised to 7 bits (``reduce_range``): without VNNI (AVX2, AVX-512F) onnxruntime's
+#: u8 x s8 kernels add pairs of products in saturating 16-bit lanes, which 8-bit weights overflow
+#: (issue #12: 90.75 % agreement on an AVX2 CPU); 255 x 64 x 2 fits, so 7-bit weights never do.
+REDUCE_RANGE = True
+#: Test curves an INT8 file carries (with the float32 top-1 class of each) so that the runtime can
+#: check INT8 on the CPU it runs on; scoring them costs one batch at each load.
+PROBE_ROWS = 256
 #: Operators that can run as INT8 GEMMs.
 LINEAR = ("Conv", "Gemm", "MatMul")
 #: Layers quantised: those doing at least this share of the model's multiply-adds (in the reference
@@ -61,6 +87,7 @@ class QuantizeResult:
     n_calibration: int
     fp32_pdfs_per_s: float
     int8_pdfs_per_s: float
+    n_probe: int = 0
 
     @property
     def speedup(self) -> float:
@@ -76,6 +103,8 @@ def quantize_model(
     metadata: dict[str, str] | None = None,
     heavy_share: float = HEAVY_SHARE,
     percentile: float = PERCENTILE,
+    *,
+    reduce_range: bool = REDUCE_RANGE,
 ) -> Path:
     """Write a statically quantised INT8 copy of ``fp32`` to ``out``.
 
@@ -85,7 +114,10 @@ def quantize_model(
     up over the whole kernel into a systematic shift) are moved behind those layers, and the
     range of a layer output that only feeds ``[+ constant] -> ReLU`` starts where the ReLU stops
     clipping. Only the layers doing at least ``heavy_share`` of the multiply-adds are quantised;
-    activation ranges span the ``percentile`` of the calibration values.
+    activation ranges span the ``percentile`` of the calibration values. Weights are symmetric
+    per-channel INT8, 7-bit with ``reduce_range`` (the default, :data:`REDUCE_RANGE`), so that no
+    CPU's INT8 kernel saturates; ``reduce_range=False`` gives 8-bit weights that only CPUs with
+    VNNI multiply exactly.
 
     The sgmine metadata of ``fp32`` is kept, plus ``metadata`` (extra key/value strings).
     Nothing checks agreement here: use :func:`quantize_checked` for a file the runtime accepts.
@@ -136,6 +168,7 @@ def quantize_model(
             op_types_to_quantize=list(LINEAR),
             nodes_to_quantize=nodes,
             per_channel=per_channel,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             extra_options={"TensorQuantOverrides": {
@@ -422,13 +455,20 @@ def quantize_checked(
     test: np.ndarray,
     min_agreement: float = MIN_AGREEMENT,
     timing_rows: int = 2048,
+    *,
+    probe_rows: int = PROBE_ROWS,
+    seed: int = 0,
+    reduce_range: bool = REDUCE_RANGE,
 ) -> QuantizeResult:
     """Quantise ``fp32``; write it to ``out`` only if its top-1 agrees with float32 on at least
     ``min_agreement`` of the ``test`` curves (recorded in the file as ``int8_top1_agreement``).
 
-    Raises :class:`QuantizeError` (its ``agreement`` attribute set) and writes nothing otherwise.
-    Also times both models on up to ``timing_rows`` test curves, in this process (0: not timed,
-    the rates are then NaN).
+    The file also carries a probe set: ``probe_rows`` test curves drawn with ``seed``, stored as
+    float16, and the float32 model's top-1 space group of each (computed on the stored curves),
+    which the runtime scores at every load to check INT8 on the CPU in use
+    (:func:`sgmine.model.probe_allowance`). Raises :class:`QuantizeError` (its ``agreement``
+    attribute set) and writes nothing when either check fails here. Also times both models on up
+    to ``timing_rows`` test curves, in this process (0: not timed, the rates are then NaN).
     """
     fp32, out = Path(fp32), Path(out)
     test = np.asarray(test, dtype=np.float32)
@@ -436,7 +476,7 @@ def quantize_checked(
         raise ValueError(f"test curves must be a non-empty (n, npoints) array, got shape {test.shape}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        candidate = quantize_model(fp32, Path(tmp) / "candidate.onnx", calibration)
+        candidate = quantize_model(fp32, Path(tmp) / "candidate.onnx", calibration, reduce_range=reduce_range)
         fp32_scorer, int8_scorer = _Scorer(fp32), _Scorer(candidate)
         share = float((fp32_scorer.proba(test).argmax(1) == int8_scorer.proba(test).argmax(1)).mean())
         if not share >= min_agreement:
@@ -445,6 +485,9 @@ def quantize_checked(
                 f"({100 * min_agreement:.1f}% required); not writing {out}",
                 share,
             )
+        probe = _probe_metadata(
+            fp32, fp32_scorer, int8_scorer, test, rows=probe_rows, seed=seed, min_agreement=min_agreement, out=out
+        )
         fp32_rate = int8_rate = float("nan")
         if timing_rows > 0:
             timing = test[:timing_rows]
@@ -456,10 +499,52 @@ def quantize_checked(
             INT8_AGREEMENT_KEY: repr(share),
             "int8_agreement_rows": str(len(test)),
             "int8_calibration_rows": str(len(calibration)),
+            "int8_reduce_range": str(bool(reduce_range)).lower(),
+            **probe,
         })
         onnx.save(proto, str(candidate))
         os.replace(candidate, out)
-    return QuantizeResult(out, share, len(test), len(calibration), fp32_rate, int8_rate)
+    n_probe = len(json.loads(probe[INT8_PROBE_CLASSES_KEY]))
+    return QuantizeResult(out, share, len(test), len(calibration), fp32_rate, int8_rate, n_probe)
+
+
+def _probe_metadata(
+    fp32: Path,
+    fp32_scorer: "_Scorer",
+    int8_scorer: "_Scorer",
+    test: np.ndarray,
+    *,
+    rows: int,
+    seed: int,
+    min_agreement: float,
+    out: Path,
+) -> dict[str, str]:
+    """The probe-set metadata: ``rows`` test curves (float16) and float32's top-1 class of each.
+
+    Raises :class:`QuantizeError` when INT8 already misses more of them here than
+    :func:`sgmine.model.probe_allowance` accepts for ``min_agreement`` (the runtime's rule when
+    that is the gate).
+    """
+    from sgmine.model import Model, decode_probe
+
+    if min(rows, len(test)) < MIN_PROBE_ROWS:
+        raise ValueError(
+            f"the probe set needs at least {MIN_PROBE_ROWS} test curves; got probe_rows={rows} and {len(test)} test curves"
+        )
+    picked = np.sort(np.random.default_rng(seed).permutation(len(test))[:rows])
+    text = encode_probe(test[picked])
+    curves = decode_probe(text, test.shape[1])  # the curves exactly as the runtime will see them
+    expected = fp32_scorer.proba(curves).argmax(1)
+    mismatches = int((int8_scorer.proba(curves).argmax(1) != expected).sum())
+    allowed = probe_allowance(len(curves), min_agreement=min(min_agreement, 1.0))
+    if mismatches > allowed:
+        raise QuantizeError(
+            f"INT8 top-1 differs from float32 on {mismatches} of {len(curves)} probe PDFs (at most {allowed} "
+            f"allowed); not writing {out}",
+            1.0 - mismatches / len(curves),
+        )
+    classes = np.asarray(Model(fp32).info.classes)[expected]
+    return {INT8_PROBE_KEY: text, INT8_PROBE_CLASSES_KEY: json.dumps([int(c) for c in classes])}
 
 
 def quantize_command(
@@ -476,7 +561,8 @@ def quantize_command(
     calibration_size: int = typer.Option(1024, min=1, help="Training PDFs used to calibrate activation ranges."),
     seed: int = typer.Option(0, help="Seed for drawing the calibration PDFs."),
 ) -> None:
-    """Quantise a model to INT8; keep it only if its top-1 agrees with float32 on >= 99.5% of the run's test rows."""
+    """Quantise a model to INT8; keep it only if its top-1 agrees with float32 on >= 99.5% of the run's test rows
+    (7-bit weights, right on CPUs with and without VNNI; a probe set in the file lets sgmine check the CPU it runs on)."""
     from sgmine.model import Model, ModelError
     from training.datafiles import read_dataset
     from training.fit import Split
@@ -510,6 +596,9 @@ def quantize_command(
     typer.echo(
         f"scoring speed, this process: float32 {result.fp32_pdfs_per_s:.0f} PDFs/s, INT8 {result.int8_pdfs_per_s:.0f} "
         f"PDFs/s ({result.speedup:.2f} x)"
+    )
+    typer.echo(
+        f"probe set: {result.n_probe} test PDFs stored in the file; sgmine checks INT8 on them at every load"
     )
     typer.echo(f"wrote {result.path}")
 

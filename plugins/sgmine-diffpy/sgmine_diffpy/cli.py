@@ -22,6 +22,10 @@ DEPENDENCIES = {
     "spglib": "spglib",
     "matplotlib": "matplotlib",
 }
+#: The repair of a diffpy.pdffit2 without its compiled core. pdffit2 is an sdist: built without
+#: GSL it installs "successfully" with no ``pdffit2*.so`` (importing it then fails with a
+#: circular-import error), and pip caches that wheel, so a plain reinstall reuses it.
+PDFFIT2_FIX = "apt-get install libgsl-dev, then pip install --no-cache-dir --force-reinstall --no-deps diffpy.pdffit2"
 
 
 class UsageError(ValueError):
@@ -118,9 +122,24 @@ def missing_dependency() -> str | None:
     for module, dist in DEPENDENCIES.items():
         try:
             importlib.import_module(module)
+            if module == "diffpy.pdffit2":
+                from diffpy.pdffit2 import PdfFit  # noqa: F401  (the compiled core)
         except ImportError as exc:
+            if module == "diffpy.pdffit2":
+                return pdffit2_message(exc)
             return f"sgmine refine needs {module}, which cannot be imported ({exc}); install {dist}"
     return None
+
+
+def pdffit2_message(exc: ImportError) -> str:
+    """What to do when ``from diffpy.pdffit2 import PdfFit`` raised ``exc``: install it, or (installed
+    without its compiled core) rebuild it without pip's cache (:data:`PDFFIT2_FIX`)."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, ModuleNotFoundError) and exc.name in ("diffpy", "diffpy.pdffit2"):
+        return (f"sgmine refine needs diffpy.pdffit2, which is not installed ({reason}); "
+                "apt-get install libgsl-dev, then pip install diffpy.pdffit2")
+    return (f"sgmine refine needs diffpy.pdffit2, which is installed but cannot be imported ({reason}): "
+            f"it was most likely built without GSL and pip reuses that cached build; fix: {PDFFIT2_FIX}")
 
 
 def _check_options(rmin: float, rmax: float, out: Optional[Path], plot_dir: Optional[Path], plot: bool) -> Optional[Path]:
