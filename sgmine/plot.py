@@ -199,11 +199,11 @@ def _on_grid(source: str, model: Model) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         curve = read_gr(source)
         return model.grid.r, resample(curve.r, curve.g, model.grid).values
-    except Exception:  # drawn without the curve; the bar chart still says what the model found
+    except (OSError, ValueError):  # ReadError, GridError: drawn without the curve, the bars still say it
         return None
 
 
-def figure(series: Series) -> "Figure":
+def figure(series: Series) -> Figure:
     """The picture of ``series``: a heatmap for several files, curve and bars for one."""
     from matplotlib.figure import Figure
 
@@ -215,7 +215,7 @@ def figure(series: Series) -> "Figure":
     return fig
 
 
-def _heatmap(fig: "Figure", series: Series) -> None:
+def _heatmap(fig: Figure, series: Series) -> None:
     import matplotlib as mpl
 
     ax = fig.add_subplot()
@@ -254,7 +254,7 @@ def _heatmap(fig: "Figure", series: Series) -> None:
     ax.set_title(title + ("\n" + "; ".join(notes) if notes else ""), fontsize=10, pad=14 if doubted else 6)
 
 
-def _single(fig: "Figure", series: Series) -> None:
+def _single(fig: Figure, series: Series) -> None:
     point = series.points[0]
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     if series.curve is not None:
@@ -282,7 +282,7 @@ def _single(fig: "Figure", series: Series) -> None:
                     color="tab:red" if point.in_domain is False else "black")
 
 
-def save_figure(fig: "Figure", path: str | os.PathLike) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike) -> None:
     """Write ``fig`` to ``path`` atomically (the format from its suffix: .png, .pdf, .svg)."""
     atomic_save(lambda tmp: fig.savefig(tmp, dpi=DPI), path)
 

@@ -64,7 +64,7 @@ class FileState:
     mtime_ns: int
 
     @classmethod
-    def of(cls, path: str | os.PathLike) -> "FileState | None":
+    def of(cls, path: str | os.PathLike) -> FileState | None:
         """The state of ``path``, or None when it is gone (or not a regular file)."""
         try:
             st = os.stat(path)
@@ -186,15 +186,17 @@ class WatchTable:
 
     # -- one pass ------------------------------------------------------------------------
 
-    def _listing(self) -> dict[str, FileState]:
-        """The folder's matching files now, with their states."""
+    def _listing(self) -> dict[str, FileState] | None:
+        """The folder's matching files now, with their states; None when the folder is gone
+        (unmounted, say: the rows are kept until it is back). The table itself is never listed."""
         try:
             names = os.listdir(self.directory)
-        except FileNotFoundError:
-            return {}
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        own = self.out.name if _same_folder(self.out.parent, self.directory) else None
         found = {}
         for name in names:
-            if name.startswith(".") or not fnmatch.fnmatch(name, self.pattern):
+            if name.startswith(".") or name == own or not fnmatch.fnmatch(name, self.pattern):
                 continue
             state = FileState.of(self.directory / name)
             if state is not None:
@@ -212,6 +214,11 @@ class WatchTable:
         now = time.monotonic() if now is None else now
         changes = Changes()
         listing = self._listing()
+        if listing is None:
+            if self._passes == 0:
+                self.save()
+            self._passes += 1
+            return changes
         self._drop_and_rename(listing, changes)
         ready = []
         for name, state in listing.items():
@@ -289,6 +296,13 @@ class WatchTable:
         if text != self._saved_text:
             atomic_write(self.out, text)
             self._saved_text = text
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def describe(prediction: Prediction) -> str:

@@ -12,11 +12,20 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import matplotlib.image  # noqa: E402
+import matplotlib.image
 
-from sgmine.model import Model  # noqa: E402
-from sgmine.plot import DPI, FIGSIZE, PlotError, Point, Series, build_series, figure, read_results  # noqa: E402
-from sgmine.scan import predict  # noqa: E402
+from sgmine.model import Model
+from sgmine.plot import (
+    DPI,
+    FIGSIZE,
+    PlotError,
+    Point,
+    Series,
+    build_series,
+    figure,
+    read_results,
+)
+from sgmine.scan import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = ROOT / "examples" / "series"
@@ -24,7 +33,7 @@ PIXELS = (round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI))  # rows, columns
 
 
 def _sgmine(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sgmine.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sgmine.cli", *map(str, args)], check=False, capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -227,3 +227,18 @@ def test_a_table_of_another_kind_is_refused(table):
 def test_natural_order():
     names = ["T300K.gr", "T90K.gr", "x0.5.gr", "T1000K.gr", "x0.12.gr"]
     assert sorted(names, key=natural_key) == ["T90K.gr", "T300K.gr", "T1000K.gr", "x0.12.gr", "x0.5.gr"]
+
+
+def test_the_table_in_the_watched_folder_is_not_scored_and_a_vanished_folder_keeps_the_rows(tmp_path, data_dir,
+                                                                                             template_model):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.gr").write_bytes((data_dir / "Ni.gr").read_bytes())
+    table = WatchTable(folder, out=folder / "results.csv", model=Model(template_model), pattern="*", settle=0.5)
+    table.update(now=0.0)
+    assert table.update(now=1.0).scored == ["a.gr"]
+    assert not table.update(now=2.0) and not table.update(now=3.0)  # its own table is no input
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    assert not table.update(now=4.0)
+    assert list(table.rows) == ["a.gr"]  # an unmounted folder does not empty the table
