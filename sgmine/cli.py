@@ -8,6 +8,8 @@ cannot be used (nothing is written then), 130 when the scan was interrupted (Ctr
 SIGTERM from ``kill`` or a batch scheduler): with ``--out``, the rows scored so far are then
 saved there, and ``--resume`` continues.
 ``sgmine refine`` (from the sgmine-diffpy plugin in plugins/) uses the first three statuses.
+``sgmine watch`` runs until Ctrl-C or SIGTERM and then exits 0 with its table saved (2 for a
+usage error or an unusable model); ``sgmine plot`` exits 0, or 2 when nothing could be drawn.
 """
 
 from __future__ import annotations
