@@ -22,7 +22,6 @@ from training.datafiles import Dataset, read_dataset
 from training.metrics import score_report
 from training.run import RunDir
 
-
 # --------------------------------------------------------------------------- plots
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from sgmine.grid import Grid
 from sgmine.files import atomic_save
+from sgmine.grid import Grid
 from training.datafiles import Dataset, read_dataset
 from training.onnx_cnn import INPUT_NAME, OPSET, OUTPUT_NAME, cnn_to_onnx
 from training.run import ModelFileError, RunDir
