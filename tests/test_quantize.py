@@ -181,7 +181,7 @@ def test_gate_threshold_is_the_runtime_one(template_model, curves, tmp_path):
 
 def _dataset_and_run(tmp_path, train_x, test_x):
     from training.datafiles import write_dataset
-    from training.fit import Split
+    from training.run import RunDir, Split
 
     x = np.concatenate([train_x, test_x])
     y = np.array([CLASSES[i % len(CLASSES)] for i in range(len(x))])
@@ -190,7 +190,7 @@ def _dataset_and_run(tmp_path, train_x, test_x):
     run.mkdir()
     n_train = len(train_x)
     Split(np.arange(n_train - 20), np.arange(n_train - 20, n_train), np.arange(n_train, len(x))).save(
-        run / "split.npz", len(x)
+        RunDir(run).split_file, len(x)
     )
     return tmp_path / "data", run
 

@@ -34,7 +34,7 @@ import typer
 
 from sgmine.files import atomic_save, atomic_write
 from training.datafiles import Dataset, read_dataset
-from training.run import RunDir, Split, make_split  # noqa: F401  (Split: until quantize imports it from run)
+from training.run import RunDir, Split, make_split  # noqa: F401  (Split: old imports keep working)
 
 #: Smallest gain of validation accuracy that counts as an improvement (the reference used 0.5).
 MIN_DELTA = 1e-3

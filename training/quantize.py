@@ -27,7 +27,6 @@ in-domain threshold, ...) is copied from the float32 model.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from sgmine.files import atomic_save
 from sgmine.model import (
     INT8_AGREEMENT_KEY,
     INT8_PROBE_CLASSES_KEY,
@@ -339,7 +339,7 @@ def _activation_ranges(proto, nodes: list[str], x: np.ndarray, percentile: float
     """
     import onnx
     import onnxruntime as ort
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     inits = _initializers(proto)
     by_name = {n.name: n for n in proto.graph.node}
@@ -502,8 +502,7 @@ def quantize_checked(
             "int8_reduce_range": str(bool(reduce_range)).lower(),
             **probe,
         })
-        onnx.save(proto, str(candidate))
-        os.replace(candidate, out)
+        atomic_save(lambda path: onnx.save(proto, str(path)), out)
     n_probe = len(json.loads(probe[INT8_PROBE_CLASSES_KEY]))
     return QuantizeResult(out, share, len(test), len(calibration), fp32_rate, int8_rate, n_probe)
 
@@ -565,7 +564,7 @@ def quantize_command(
     (7-bit weights, right on CPUs with and without VNNI; a probe set in the file lets sgmine check the CPU it runs on)."""
     from sgmine.model import Model, ModelError
     from training.datafiles import read_dataset
-    from training.fit import Split
+    from training.run import RunDir
 
     out = out if out is not None else int8_model_path(model)
     if out.resolve() == model.resolve():
@@ -573,13 +572,13 @@ def quantize_command(
     try:
         Model(model)  # an sgmine float32 model (metadata, input shape)
         dataset = read_dataset(data)
-        split = Split.load(run / "split.npz", len(dataset))
+        split = RunDir(run).split(len(dataset))
     except FileNotFoundError as exc:
         _fail(f"{exc.filename or exc}: no such file (is {run} a training run directory?)")
     except (ModelError, ValueError) as exc:
         _fail(str(exc))
     if len(split.train) == 0 or len(split.test) == 0:
-        _fail(f"{run / 'split.npz'} has {len(split.train)} training and {len(split.test)} test rows; need both")
+        _fail(f"{RunDir(run).split_file} has {len(split.train)} training and {len(split.test)} test rows; need both")
 
     rng = np.random.default_rng(seed)
     train_rows = rng.permutation(split.train)[:calibration_size]
