@@ -53,7 +53,6 @@ import csv
 import gzip
 import io
 import math
-import re
 import signal
 import sys
 import threading
@@ -65,8 +64,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-#: spglib distance tolerance in Å for all labels (pymatgen's default for experimental structures).
-SYMPREC = 0.01
+from sgmine.sites import SYMPREC  # spglib distance tolerance in Å for all labels
 
 #: Elements for one-species synthetic crystals, with relative weights.
 ELEMENTS: dict[str, float] = {
@@ -129,44 +127,30 @@ class StructureRecord:
 
 
 def _element_symbol(label: str) -> str:
-    """``"Fe3+"`` -> ``"Fe"``, ``"O2-"`` -> ``"O"``, ``"fe"`` -> ``"Fe"``."""
-    match = re.match(r"\s*([A-Za-z][a-z]?)", str(label))
-    if not match:
-        raise StructureError(f"cannot read an element from atom type {label!r}")
-    text = match.group(1)
-    return text[0].upper() + text[1:].lower()
+    """``"Fe3+"`` -> ``"Fe"``, ``"O2-"`` -> ``"O"``, ``"fe"`` -> ``"Fe"`` (:func:`sgmine.simulate.neutral_element`)."""
+    from sgmine.simulate import neutral_element
+
+    try:
+        return neutral_element(label)
+    except ValueError:
+        raise StructureError(f"cannot read an element from atom type {label!r}") from None
 
 
 def merged_sites(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
-    """The spglib cell of a diffpy Structure and, per site, the atoms merged into it.
+    """The spglib cell of a diffpy Structure and, per site, the atoms merged into it
+    (:func:`sgmine.sites.merged_sites`, the rule ``sgmine refine`` uses too).
 
     Returns ``(lattice, fractional positions, types, members)``: atoms closer than ``symprec``
     (disordered sites sharing a position) are merged into one site; a type stands for the set
     of (element, occupancy) pairs on a site; ``members[s]`` are the atom indices of site ``s``.
+    Raises :class:`StructureError` for a structure without atoms or with an unknown element.
     """
-    lattice = np.asarray(structure.lattice.base, dtype=float)
-    xyz = np.asarray(structure.xyz, dtype=float) % 1.0
-    keys = [(_element_symbol(a.element), round(float(a.occupancy), 3)) for a in structure]
-    if len(keys) == 0:
-        raise StructureError("structure has no atoms")
-    sites: list[int] = []  # representative atom of each merged site
-    members: list[list[int]] = []
-    for i in range(len(keys)):
-        placed = False
-        for s, rep in enumerate(sites):
-            d = xyz[i] - xyz[rep]
-            d -= np.round(d)
-            if np.linalg.norm(d @ lattice) < symprec:
-                members[s].append(i)
-                placed = True
-                break
-        if not placed:
-            sites.append(i)
-            members.append([i])
-    site_keys = [tuple(sorted(keys[i] for i in m)) for m in members]
-    type_of = {k: n + 1 for n, k in enumerate(sorted(set(site_keys)))}
-    types = np.array([type_of[k] for k in site_keys], dtype=int)
-    return lattice, xyz[sites], types, members
+    from sgmine import sites
+
+    try:
+        return sites.merged_sites(structure, symprec)
+    except ValueError as exc:
+        raise StructureError(str(exc)) from None
 
 
 def spglib_cell(structure: Any, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

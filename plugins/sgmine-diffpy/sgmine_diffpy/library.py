@@ -3,14 +3,14 @@
 Each structure is standardised by spglib to the conventional cell in the standard setting of
 its space group (the setting diffpy.structure's ``GetSpaceGroup(number)`` uses), so that
 ``constrainAsSpaceGroup`` and the pdffit2 constraints apply to it as they are written.
-Ordered structures are assumed: a partially occupied site keeps its occupancy, but spglib sees
-every (element, occupancy) pair as one species.
+Disordered atoms sharing a position become one spglib site whose species is their set of
+(element, occupancy) pairs (:mod:`sgmine.sites`, the rule the training labels use too); each keeps
+its occupancy in the standardised structure.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +18,10 @@ from typing import Union
 
 import numpy as np
 
+from sgmine.sites import SYMPREC
+
 #: Symmetry tolerance (Å) handed to spglib; CIFs from databases are usually good to 1e-3 Å.
-DEFAULT_SYMPREC = 0.01
+DEFAULT_SYMPREC = SYMPREC
 #: Isotropic U (Å²) given to atoms whose CIF has no usable ADP (missing, zero or > 0.1 Å²).
 DEFAULT_UISO = 0.005
 
@@ -55,31 +57,36 @@ class Library:
 
 
 def element_of(symbol: str) -> str:
-    """The element in a CIF type symbol: ``Si0+`` → ``Si``, ``O2-`` → ``O``, ``ni`` → ``Ni``."""
-    match = re.match(r"\s*([A-Za-z][a-z]?)", symbol)
-    if not match:
-        raise LibraryError(f"atom type {symbol!r} names no element")
-    text = match.group(1)
-    return text[0].upper() + text[1:].lower()
+    """The element in a CIF type symbol: ``Si0+`` → ``Si``, ``O2-`` → ``O``, ``ni`` → ``Ni``
+    (:func:`sgmine.simulate.neutral_element`)."""
+    from sgmine.simulate import neutral_element
+
+    try:
+        return neutral_element(symbol)
+    except ValueError:
+        raise LibraryError(f"atom type {symbol!r} names no element") from None
 
 
 def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> LibraryEntry:
     """spglib's conventional standard cell of a diffpy Structure, as a :class:`LibraryEntry`."""
     from diffpy.structure import Atom, Lattice, Structure
 
+    from sgmine.sites import atom_species, merged_sites, site_species
+
     if len(structure) == 0:
         raise LibraryError(f"{name}: structure has no atoms")
-    species: list[tuple[str, float]] = []
-    numbers, uiso = [], {}
-    for atom in structure:
-        key = (element_of(atom.element), round(float(atom.occupancy), 4))
-        if key not in species:
-            species.append(key)
-        numbers.append(species.index(key) + 1)
+    try:
+        keys = [atom_species(atom) for atom in structure]
+        lattice_vectors, positions, numbers, members = merged_sites(structure, symprec)
+    except ValueError as exc:
+        raise LibraryError(f"{name}: {exc}") from None
+    uiso: dict[tuple[str, float], list[float]] = {}
+    for key, atom in zip(keys, structure):
         u = float(atom.Uisoequiv)
         uiso.setdefault(key, []).append(u if 0 < u <= 0.1 else DEFAULT_UISO)
-    cell = (np.array(structure.lattice.base), np.array(structure.xyz) % 1.0, numbers)
-    std, dataset = _spglib_standard(cell, symprec)
+    # the (element, occupancy) pairs each spglib type stands for (a disordered site has several)
+    species = {int(t): site_species(keys, m) for t, m in zip(numbers, members)}
+    std, dataset = _spglib_standard((lattice_vectors, positions, numbers), symprec)
     if dataset is None:
         raise LibraryError(f"{name}: spglib could not determine the space group (symprec {symprec} Å)")
     lattice_vectors, positions, std_numbers = std
@@ -87,21 +94,24 @@ def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> Libra
     # Exact values matter: srfit picks monoclinic/trigonal constraints by comparing angles to 90/120.
     params = [round(v, 8) for v in (lattice.a, lattice.b, lattice.c)]
     params += [round(v, 6) for v in (lattice.alpha, lattice.beta, lattice.gamma)]
-    atoms = []
+    atoms, first_atom, site_of_atom = [], [], []
     for n, (number, xyz) in enumerate(zip(std_numbers, positions)):
-        element, occupancy = species[number - 1]
-        atoms.append(
-            Atom(element, xyz=np.round(xyz, 10) % 1.0, label=f"{element}{n + 1}", occupancy=occupancy,
-                 Uisoequiv=float(np.mean(uiso[(element, occupancy)])))
-        )
+        first_atom.append(len(atoms))
+        for element, occupancy in species[int(number)]:
+            site_of_atom.append(n)
+            atoms.append(
+                Atom(element, xyz=np.round(xyz, 10) % 1.0, label=f"{element}{len(atoms) + 1}", occupancy=occupancy,
+                     Uisoequiv=float(np.mean(uiso[(element, occupancy)])))
+            )
     standard = Structure(atoms, lattice=Lattice(*params), title=name)
+    representative = [first_atom[int(i)] for i in dataset.equivalent_atoms]
     return LibraryEntry(
         name=name,
         path=None,
         structure=standard,
         space_group=int(dataset.number),
         symbol=str(dataset.international),
-        sites=[int(i) for i in dataset.equivalent_atoms],
+        sites=[representative[n] for n in site_of_atom],
     )
 
 
