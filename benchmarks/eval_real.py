@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                          "top1_right": bool(p.candidates and p.candidates[0].space_group == truth),
                          "confidence": p.confidence, "in_domain": p.in_domain})
     report["measured"] = measured
+    report["rows"] = rows
 
     o = report["overall"]
     print(f"model: {model.path} ({model.info.model_version})")

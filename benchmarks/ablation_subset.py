@@ -1,0 +1,58 @@
+"""Write the rows of a dataset whose manifest matches ``COLUMN=VALUE`` as a new dataset (for ablations).
+
+    python benchmarks/ablation_subset.py datasets/v5 datasets/v5_originals variant=0
+
+keeps, e.g., only the original structures of a build with ``--variants`` (what the variants add
+is then the difference between a model trained on each). The new folder holds ``dataset.npz``,
+``dataset.json`` and ``manifest.csv`` (no x.csv: ``sgmine-train fit`` reads the .npz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("where", nargs="+", help="COLUMN=VALUE conditions on manifest.csv (all must hold)")
+    args = parser.parse_args(argv)
+
+    from training.datafiles import read_dataset
+
+    data = read_dataset(args.source)
+    with open(args.source / "manifest.csv", newline="") as fh:
+        manifest = list(csv.DictReader(fh))
+    conditions = [c.split("=", 1) for c in args.where]
+    keep = np.array([all(row.get(k) == v for k, v in conditions) for row in manifest])
+    if not keep.any():
+        print(f"no rows match {args.where}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    groups = np.array([row.get("split_group") or row["structure_id"] for row in manifest])[keep]
+    np.savez_compressed(
+        args.out / "dataset.npz", x=data.x[keep], y=data.y[keep], split_group=groups,
+        structure_id=np.array([row["structure_id"] for row in manifest])[keep],
+        classes=np.array(data.classes, dtype=np.int32), r=data.grid.r,
+    )
+    info = dict(data.info)
+    info["description"] = f"{info.get('description', args.source)}; rows where {' and '.join(args.where)}"
+    info["n_rows"] = int(keep.sum())
+    (args.out / "dataset.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    with open(args.out / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(manifest[0]))
+        writer.writeheader()
+        writer.writerows(row for row, k in zip(manifest, keep) if k)
+    print(f"wrote {int(keep.sum())} of {len(keep)} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
