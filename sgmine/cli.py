@@ -611,6 +611,37 @@ def refine(
     raise typer.Exit(status)
 
 
+@app.command()
+def identify(
+    paths: List[str] = typer.Argument(..., help="PDF files, globs, or directories (their .gr files).", show_default=False),
+    library: str = typer.Option("default", "--library", "-l", help="'default' (shipped), a folder of CIFs, a CIF table (.csv/.csv.gz) or a .npz library."),
+    top: int = typer.Option(10, "--top", "-n", min=1, help="Best-screened structures refined per file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table here (atomically) instead of stdout; the per-file summary goes beside it (<name>.summary.csv)."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Write the per-file summary here [default: beside --out]."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for <file>.identify.png, the best fit of each file."),
+    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    qmax: Optional[float] = typer.Option(None, "--qmax", help="Qmax (1/Å) for files whose header has none [default: no termination]."),
+    qdamp: Optional[float] = typer.Option(None, "--qdamp", help="Qdamp (1/Å) for files whose header has none [default: 0.04]."),
+    radiation: Optional[str] = typer.Option(None, "--radiation", help="xray or neutron, for files whose header does not say [default: xray]."),
+    rmin: float = typer.Option(1.5, "--rmin", help="Screen and fit range start (Å)."),
+    rmax: float = typer.Option(30.0, "--rmax", help="Screen and fit range end (Å)."),
+) -> None:
+    """Screen a structure library against each measured G(r), refine the best --top with pdffit2,
+    and rank the space groups by refined Rw and the CNN's probability. Needs the sgmine-diffpy
+    plugin (pip install ./plugins/sgmine-diffpy)."""
+    try:
+        from sgmine_diffpy.identify import run_identify
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("sgmine_diffpy"):
+            _fail("sgmine identify needs the sgmine-diffpy plugin: install plugins/sgmine-diffpy "
+                  "(pip install ./plugins/sgmine-diffpy)")
+        _fail(f"the sgmine-diffpy plugin needs {exc.name}, which is not installed "
+              "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
+    status = run_identify(paths, library=library, top=top, out=out, summary_out=summary, plots=plots,
+                          model_path=model_path, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax)
+    raise typer.Exit(status)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
