@@ -5,7 +5,8 @@
 >>> curve = read_gr("Ni.gr")                            # doctest: +SKIP
 
 The runtime needs numpy, scipy, onnxruntime and diffpy.utils; it never imports TensorFlow.
-``predict``, ``Prediction`` and ``Candidate`` live in :mod:`sgmine.scan`, ``read_gr`` (the
+``predict`` lives in :mod:`sgmine.scan`, ``Prediction`` and ``Candidate`` in
+:mod:`sgmine.prediction`, ``read_gr`` (the
 reader: r, G and header metadata of a .gr file) in :mod:`sgmine.gr`; they are imported on
 first use so that ``sgmine --help`` starts without loading numpy.
 """
@@ -19,14 +20,19 @@ __all__ = ["Candidate", "Prediction", "predict", "read_gr", "__version__"]
 
 if TYPE_CHECKING:
     from sgmine.gr import read_gr
-    from sgmine.scan import Candidate, Prediction, predict
+    from sgmine.prediction import Candidate, Prediction
+    from sgmine.scan import predict
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Candidate", "Prediction", "predict"):
-        from sgmine import scan
+    if name in ("Candidate", "Prediction"):
+        from sgmine import prediction
 
-        return getattr(scan, name)
+        return getattr(prediction, name)
+    if name == "predict":
+        from sgmine.scan import predict
+
+        return predict
     if name == "read_gr":
         from sgmine.gr import read_gr
 

@@ -26,9 +26,9 @@ import typer
 
 if TYPE_CHECKING:
     from sgmine.model import Model
+    from sgmine.prediction import Prediction
     from sgmine.report import Checkpointer
     from sgmine.reporters import ReportContext, ReporterFailure
-    from sgmine.scan import Prediction
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

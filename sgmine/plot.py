@@ -33,7 +33,8 @@ from sgmine.files import atomic_save
 from sgmine.gr import header_value, read_gr
 from sgmine.grid import resample
 from sgmine.model import Model
-from sgmine.scan import Prediction, iter_predictions
+from sgmine.prediction import Prediction
+from sgmine.scan import iter_predictions
 from sgmine.watch import natural_key
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sgmine.files import atomic_write  # here for the scan's writers, and re-exported
-from sgmine.scan import Prediction
+from sgmine.prediction import Candidate, Prediction
 
 #: Columns after the candidates, in order (the README's table lists them in this order).
 EXTRA_COLUMNS = ("confidence", "in_domain", "r_min", "r_max", "qmax", "message")
@@ -146,8 +146,6 @@ def _float_or_none(text: str | None) -> float | None:
 
 def from_csv_row(row: dict[str, str]) -> Prediction:
     """Rebuild a Prediction from a row this module wrote (for ``--resume``)."""
-    from sgmine.scan import Candidate
-
     candidates = []
     i = 1
     while f"sg_{i}" in row:
@@ -172,8 +170,6 @@ def from_csv_row(row: dict[str, str]) -> Prediction:
 
 def from_record(record: dict[str, Any]) -> Prediction:
     """Rebuild a Prediction from a JSON record this module wrote (for ``--resume``)."""
-    from sgmine.scan import Candidate
-
     return Prediction(
         source=record["file"],
         status=record["status"],

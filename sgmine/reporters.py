@@ -29,9 +29,10 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
+from sgmine.files import atomic_write
 from sgmine.model import ModelInfo
-from sgmine.report import atomic_write, to_record
-from sgmine.scan import Prediction
+from sgmine.prediction import Prediction
+from sgmine.report import to_record
 
 ENTRY_POINT_GROUP = "sgmine.reporters"
 #: The suffix the ``json`` reporter appends to an input's path.

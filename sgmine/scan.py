@@ -11,7 +11,6 @@ import glob
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Union
 
@@ -21,56 +20,13 @@ from sgmine import plausibility, rmcprofile
 from sgmine.gr import Curve, ReadError, read_gr
 from sgmine.grid import GridError, Resampled, resample, resample_many
 from sgmine.model import Model
+from sgmine.prediction import ERROR, OK, Candidate, Prediction  # re-exported: their old home
 
 #: An input: a path to a PDF file, an ``(r, G)`` pair of arrays, or an N×2 array of (r, G) rows.
 Item = Union[str, os.PathLike, tuple, np.ndarray]
 
-OK, ERROR = "ok", "error"
 #: Items in the first batch of :func:`iter_predictions` (the others are ``batch_size``).
 FIRST_BATCH = 32
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One candidate space group and the model's probability for it."""
-
-    space_group: int
-    symbol: str
-    probability: float
-
-
-@dataclass
-class Prediction:
-    """What sgmine says about one input: top candidates, or why it could not score it."""
-
-    source: str
-    status: str
-    candidates: list[Candidate] = field(default_factory=list)
-    message: str = ""
-    warnings: list[str] = field(default_factory=list)
-    r_min: float | None = None
-    r_max: float | None = None
-    qmax: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    #: The top candidate's calibrated probability (None for an error row).
-    confidence: float | None = None
-    #: Whether the input looks like the model's training data (None: error row, or the model
-    #: carries no calibrated threshold and nothing speaks against the curve). False means: do
-    #: not trust the candidates.
-    in_domain: bool | None = None
-    #: Why the curve is not one the model can judge (see :mod:`sgmine.plausibility`); any
-    #: doubt makes ``in_domain`` False.
-    doubts: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when the input was scored."""
-        return self.status == OK
-
-    @property
-    def best(self) -> Candidate | None:
-        """The most likely candidate, or None for an error."""
-        return self.candidates[0] if self.candidates else None
 
 
 def expand_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:

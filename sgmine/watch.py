@@ -35,8 +35,9 @@ from pathlib import Path
 
 from sgmine.files import atomic_write
 from sgmine.model import Model
+from sgmine.prediction import Prediction
 from sgmine.report import csv_columns, csv_row, from_csv_row
-from sgmine.scan import Prediction, iter_predictions
+from sgmine.scan import iter_predictions
 
 #: Columns after ``sgmine scan``'s: the scored file's size and mtime (ns), for restarts.
 STATE_COLUMNS = ("size", "mtime_ns")

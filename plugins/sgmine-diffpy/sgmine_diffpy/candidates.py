@@ -9,7 +9,8 @@ import warnings
 from dataclasses import dataclass
 
 from sgmine.model import Model
-from sgmine.scan import Prediction, predict
+from sgmine.prediction import Prediction
+from sgmine.scan import predict
 
 from sgmine_diffpy.library import DEFAULT_SYMPREC, LibraryEntry, StructureSource, load_library
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sgmine.gr import Curve, header_value, read_gr
-
 from sgmine_diffpy.candidates import CandidateModel
 
 #: Default fit range (Å): the r-range of the CNN's grid.
@@ -320,7 +319,7 @@ def fit_candidates(candidates: Sequence[CandidateModel], curve: Curve, **options
 
 def measured_curve(gr) -> Curve:
     """The full measured curve behind ``gr``: a path, Curve, ``(r, G)`` pair or Prediction."""
-    from sgmine.scan import Prediction
+    from sgmine.prediction import Prediction
 
     if isinstance(gr, Curve):
         return gr
