@@ -27,8 +27,8 @@ import typer
 if TYPE_CHECKING:
     from sgmine.model import Model
     from sgmine.prediction import Prediction
-    from sgmine.report import Checkpointer
     from sgmine.reporters import ReportContext, ReporterFailure
+    from sgmine.table import Checkpointer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -132,9 +132,9 @@ def scan(
     """Score PDFs and write the top-k candidate space groups of each, one row per input."""
     from sgmine import __version__
     from sgmine.model import ModelError
-    from sgmine.report import Checkpointer, render
     from sgmine.reporters import DEFAULT_REPORTERS, ReportContext, ReporterError, load_reporters
     from sgmine.scan import expand_paths
+    from sgmine.table import Checkpointer, render
 
     started = time.monotonic()
     fmt = _output_format(fmt, out)
@@ -217,7 +217,7 @@ def _summary(predictions: Sequence["Prediction"], out: Path, seconds: float) -> 
 
 def _write_table(text: str, out: Optional[Path]) -> None:
     """The finished table to stdout, or atomically to ``out`` (exit 2 when that fails)."""
-    from sgmine.report import atomic_write
+    from sgmine.table import atomic_write
 
     if out is None:
         sys.stdout.write(text)
@@ -235,7 +235,7 @@ def _kept_rows(out: Path, fmt: str, items: Sequence[str], top_k: int, model: "Mo
     Exits with the usage status when ``out`` is not an sgmine output, or was written with
     another ``--top-k`` or a model with other classes (mixing them would give a wrong table).
     """
-    from sgmine.report import read_previous, rows_to_keep
+    from sgmine.table import read_previous, rows_to_keep
 
     if not out.exists():
         typer.echo(f"sgmine: --resume: {out} does not exist yet; scoring every input", err=True)

@@ -88,7 +88,7 @@ class Series:
 
 def read_results(path: str | os.PathLike) -> list[Prediction]:
     """The rows of an ``sgmine scan`` or ``sgmine watch`` table (CSV, or JSON by suffix)."""
-    from sgmine.report import read_previous
+    from sgmine.table import read_previous
 
     path = Path(path)
     fmt = "json" if path.suffix.lower() == ".json" else "csv"

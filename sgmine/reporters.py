@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from sgmine.files import atomic_write
 from sgmine.model import ModelInfo
 from sgmine.prediction import Prediction
-from sgmine.report import to_record
+from sgmine.table import to_record
 
 ENTRY_POINT_GROUP = "sgmine.reporters"
 #: The suffix the ``json`` reporter appends to an input's path.

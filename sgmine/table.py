@@ -1,4 +1,7 @@
-"""Writing scan results: CSV (one row per input) and JSON, written atomically.
+"""The results table of a scan: CSV (one row per input) or JSON, written atomically.
+
+(Formerly ``sgmine.report``, a name that read like :mod:`sgmine.reporters`, the per-file
+reporter plug-ins; ``sgmine.report`` is kept as another name of this module.)
 
 Long scans save their table as they go (:class:`Checkpointer`), and ``sgmine scan --resume``
 reads it back (:func:`read_previous`, :func:`rows_to_keep`) to score only what is missing.

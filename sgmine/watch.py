@@ -11,7 +11,7 @@ the folder's files that match the pattern and compares them with the table:
 - after every change the table is rewritten atomically (:func:`sgmine.files.atomic_write`),
   one row per file in natural file-name order (``T90K`` before ``T100K``).
 
-The table is ``sgmine scan``'s CSV (:func:`sgmine.report.csv_row`) with two more columns,
+The table is ``sgmine scan``'s CSV (:func:`sgmine.table.csv_row`) with two more columns,
 ``size`` and ``mtime_ns``: the file's state when it was scored. A restarted watch reads them
 back and keeps every row whose file is unchanged, so nothing is scored twice.
 
@@ -36,8 +36,8 @@ from pathlib import Path
 from sgmine.files import atomic_write
 from sgmine.model import Model
 from sgmine.prediction import Prediction
-from sgmine.report import csv_columns, csv_row, from_csv_row
 from sgmine.scan import iter_predictions
+from sgmine.table import csv_columns, csv_row, from_csv_row
 
 #: Columns after ``sgmine scan``'s: the scored file's size and mtime (ns), for restarts.
 STATE_COLUMNS = ("size", "mtime_ns")

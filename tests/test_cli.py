@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from sgmine import report
+from sgmine import table
 from sgmine.cli import app
 
 runner = CliRunner()
@@ -99,9 +99,9 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report.os, "replace", broken_replace)
+    monkeypatch.setattr(table.os, "replace", broken_replace)
     with pytest.raises(OSError):
-        report.atomic_write(out, "new,results\n" * 1000)
+        table.atomic_write(out, "new,results\n" * 1000)
     assert out.read_text() == "previous results\n"
     assert [p.name for p in tmp_path.iterdir()] == ["scan.csv"]
 

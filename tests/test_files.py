@@ -40,6 +40,7 @@ def test_atomic_save_leaves_the_old_file_when_the_writer_fails(tmp_path):
 
 
 def test_report_and_simulate_use_the_shared_writer():
-    from sgmine import files, report
+    from sgmine import files, report, table
 
-    assert report.atomic_write is files.atomic_write
+    assert table.atomic_write is files.atomic_write
+    assert report is table  # the old name of the table module is that module

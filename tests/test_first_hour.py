@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import sgmine
 from sgmine import cli, predict, read_gr
 from sgmine.cli import app
-from sgmine.report import csv_columns
+from sgmine.table import csv_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import sgmine.report
 import sgmine.scan
+import sgmine.table
 from sgmine.cli import EXIT_INTERRUPTED, app
-from sgmine.report import Checkpointer, csv_columns, read_previous, rows_to_keep
-from sgmine.scan import Candidate, Prediction
+from sgmine.prediction import Candidate, Prediction
+from sgmine.table import Checkpointer, csv_columns, read_previous, rows_to_keep
 
 runner = CliRunner()
 HEADER = ",".join(csv_columns(3))
@@ -154,7 +154,7 @@ def test_resume_refuses_an_output_it_cannot_continue(tmp_path, data_dir, templat
 def test_resume_refuses_rows_of_another_model(tmp_path, data_dir, template_model):
     out = tmp_path / "out.csv"
     row = Prediction(str(data_dir / "Ni.gr"), "ok", [Candidate(sg, "X", 0.3) for sg in (225, 1, 2)])
-    out.write_text(sgmine.report.to_csv([row], 3))
+    out.write_text(sgmine.table.to_csv([row], 3))
     result = _scan(data_dir / "Ni.gr", "--model", template_model, "-o", out, "--resume")
     assert result.exit_code == 2 and "space group 1, which model" in result.stderr
 
@@ -228,13 +228,13 @@ def test_interrupt_before_anything_is_scored_leaves_the_previous_file(tmp_path, 
 def writes(monkeypatch):
     """Every text the scan writes atomically (periodic saves and the final table), in order."""
     texts: list[str] = []
-    real = sgmine.report.atomic_write
+    real = sgmine.table.atomic_write
 
     def recording(path, text):
         texts.append(text)
         real(path, text)
 
-    monkeypatch.setattr(sgmine.report, "atomic_write", recording)
+    monkeypatch.setattr(sgmine.table, "atomic_write", recording)
     return texts
 
 
@@ -260,7 +260,7 @@ def test_no_saves_before_the_end_with_save_every_0(tmp_path, data_dir, template_
 def test_failed_save_is_a_warning_and_the_scan_goes_on(tmp_path, data_dir, template_model, monkeypatch):
     inputs = _copies(tmp_path / "in", data_dir, 6)
     out = tmp_path / "out.csv"
-    real = sgmine.report.atomic_write
+    real = sgmine.table.atomic_write
     calls = []
 
     def disk_full_once(path, text):
@@ -269,7 +269,7 @@ def test_failed_save_is_a_warning_and_the_scan_goes_on(tmp_path, data_dir, templ
             raise OSError(28, "No space left on device")
         real(path, text)
 
-    monkeypatch.setattr(sgmine.report, "atomic_write", disk_full_once)
+    monkeypatch.setattr(sgmine.table, "atomic_write", disk_full_once)
     monkeypatch.setattr(Checkpointer, "due", lambda self: True)
     result = _scan(tmp_path / "in", "--model", template_model, "-o", out, "--batch-size", "1")
     assert result.exit_code == 0
@@ -279,7 +279,7 @@ def test_failed_save_is_a_warning_and_the_scan_goes_on(tmp_path, data_dir, templ
 
 def test_checkpointer_timing(tmp_path, monkeypatch):
     now = [100.0]
-    monkeypatch.setattr(sgmine.report.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(sgmine.table.time, "monotonic", lambda: now[0])
     never = Checkpointer(tmp_path / "a.csv", "csv", 3, interval=0)
     now[0] += 1e6
     assert not never.due()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sgmine.model import Model
-from sgmine.report import csv_columns
+from sgmine.table import csv_columns
 from sgmine.watch import STATE_COLUMNS, WatchTable, natural_key
 
 #: Start-up (importing onnxruntime, loading the model) can take long on a busy machine.

@@ -194,7 +194,7 @@ def _plot_best(result, png: Path) -> None:
 
 
 def _write(text: str, out: Optional[Path]) -> None:
-    from sgmine.report import atomic_write
+    from sgmine.files import atomic_write
 
     if out is None:
         sys.stdout.write(text)
