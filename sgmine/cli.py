@@ -7,7 +7,8 @@ unloadable reporter, an ``--out`` file that ``--resume`` cannot continue, or a m
 cannot be used (nothing is written then), 130 when the scan was interrupted (Ctrl-C, or
 SIGTERM from ``kill`` or a batch scheduler): with ``--out``, the rows scored so far are then
 saved there, and ``--resume`` continues.
-``sgmine refine`` (from the sgmine-diffpy plugin in plugins/) uses the first three statuses.
+``sgmine refine`` and ``sgmine identify`` come from the sgmine-diffpy plugin (plugins/), through
+the ``sgmine.commands`` entry points (:mod:`sgmine.commands`), and use the first three statuses.
 ``sgmine watch`` runs until Ctrl-C or SIGTERM and then exits 0 with its table saved (2 for a
 usage error or an unusable model); ``sgmine plot`` exits 0, or 2 when nothing could be drawn.
 """
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence
 
 import typer
 
+from sgmine.commands import PluginGroup
+
 if TYPE_CHECKING:
     from sgmine.model import Model
     from sgmine.prediction import Prediction
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
+    cls=PluginGroup,  # plug-ins' commands (sgmine.commands entry points) after the built-in ones
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -578,68 +582,6 @@ def _require_simulate_extra() -> None:
             found = False
         if not found:
             _fail(f"sgmine simulate needs {name}, which is not installed: pip install 'sgmine[simulate]'")
-
-
-@app.command()
-def refine(
-    paths: List[str] = typer.Argument(..., help="PDF files, globs, or directories (their .gr files).", show_default=False),
-    cif_dir: Path = typer.Option(..., "--cif-dir", "-c", help="Folder of candidate structures (*.cif).", show_default=False),
-    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidate space groups whose structures are refined."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table here (atomically) instead of stdout."),
-    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
-    qmax: Optional[float] = typer.Option(None, "--qmax", help="Qmax (1/Å) for files whose header has none [default: 0, no termination ripples]."),
-    qdamp: Optional[float] = typer.Option(None, "--qdamp", help="Qdamp (1/Å) for files whose header has none [default: 0.04]."),
-    fit_qdamp: bool = typer.Option(False, "--fit-qdamp", help="Refine Qdamp too (for a calibration standard such as Ni)."),
-    rmin: float = typer.Option(1.5, "--rmin", help="Fit range start (Å)."),
-    rmax: float = typer.Option(30.0, "--rmax", help="Fit range end (Å)."),
-    plot_dir: Optional[Path] = typer.Option(None, "--plot-dir", help="Where <file>.best-fit.png goes [default: --out's folder, else the current one]."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw each file's best fit (data, model, difference)."),
-) -> None:
-    """Refine every library structure in the top-k space groups against the measured G(r) with
-    pdffit2 (scale, lattice, isotropic ADPs, delta2); rows sorted by Rw. Needs the sgmine-diffpy
-    plugin (pip install ./plugins/sgmine-diffpy)."""
-    try:
-        from sgmine_diffpy.cli import run_refine
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").startswith("sgmine_diffpy"):
-            _fail("sgmine refine needs the sgmine-diffpy plugin: install plugins/sgmine-diffpy "
-                  "(pip install ./plugins/sgmine-diffpy)")
-        _fail(f"the sgmine-diffpy plugin needs {exc.name}, which is not installed "
-              "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
-    status = run_refine(paths, cif_dir, top_k=top_k, out=out, model_path=model_path, qmax=qmax, qdamp=qdamp,
-                        rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp, plot_dir=plot_dir, plot=plot)
-    raise typer.Exit(status)
-
-
-@app.command()
-def identify(
-    paths: List[str] = typer.Argument(..., help="PDF files, globs, or directories (their .gr files).", show_default=False),
-    library: str = typer.Option("default", "--library", "-l", help="'default' (shipped), a folder of CIFs, a CIF table (.csv/.csv.gz) or a .npz library."),
-    top: int = typer.Option(10, "--top", "-n", min=1, help="Best-screened structures refined per file."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table here (atomically) instead of stdout; the per-file summary goes beside it (<name>.summary.csv)."),
-    summary: Optional[Path] = typer.Option(None, "--summary", help="Write the per-file summary here [default: beside --out]."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for <file>.identify.png, the best fit of each file."),
-    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
-    qmax: Optional[float] = typer.Option(None, "--qmax", help="Qmax (1/Å) for files whose header has none [default: no termination]."),
-    qdamp: Optional[float] = typer.Option(None, "--qdamp", help="Qdamp (1/Å) for files whose header has none [default: 0.04]."),
-    radiation: Optional[str] = typer.Option(None, "--radiation", help="xray or neutron, for files whose header does not say [default: xray]."),
-    rmin: float = typer.Option(1.5, "--rmin", help="Screen and fit range start (Å)."),
-    rmax: float = typer.Option(30.0, "--rmax", help="Screen and fit range end (Å)."),
-) -> None:
-    """Screen a structure library against each measured G(r), refine the best --top with pdffit2,
-    and rank the space groups by refined Rw and the CNN's probability. Needs the sgmine-diffpy
-    plugin (pip install ./plugins/sgmine-diffpy)."""
-    try:
-        from sgmine_diffpy.identify import run_identify
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").startswith("sgmine_diffpy"):
-            _fail("sgmine identify needs the sgmine-diffpy plugin: install plugins/sgmine-diffpy "
-                  "(pip install ./plugins/sgmine-diffpy)")
-        _fail(f"the sgmine-diffpy plugin needs {exc.name}, which is not installed "
-              "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
-    status = run_identify(paths, library=library, top=top, out=out, summary_out=summary, plots=plots,
-                          model_path=model_path, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax)
-    raise typer.Exit(status)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""The work behind ``sgmine refine`` (the command itself is declared in sgmine's CLI, which
-imports this module only when the command runs).
+"""The work behind ``sgmine refine`` (the command itself, its options and help, is in
+:mod:`sgmine_diffpy.commands`, which imports this module only when the command runs).
 
 Exit status: 0 when every candidate was fitted, 1 when some file or fit failed (its row says
 why; the other rows are written), 2 for a usage, library or model error (nothing written).
