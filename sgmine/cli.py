@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence
 
 import typer
 
+from sgmine import pdfdefaults
 from sgmine.commands import PluginGroup
 
 if TYPE_CHECKING:
@@ -527,16 +528,16 @@ def info(
 def simulate(
     structures: List[Path] = typer.Argument(..., help="Crystal structure files (CIF, ...).", show_default=False),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Write <stem>.gr files here (created if missing)."),
-    qmax: float = typer.Option(25.0, "--qmax", min=0.0, help="Qmax of the termination, Å⁻¹ (0 = none)."),
-    qdamp: float = typer.Option(0.04, "--qdamp", min=0.0, help="Q-resolution damping, Å⁻¹."),
+    qmax: float = typer.Option(pdfdefaults.QMAX, "--qmax", min=0.0, help="Qmax of the termination, Å⁻¹ (0 = none)."),
+    qdamp: float = typer.Option(pdfdefaults.QDAMP, "--qdamp", min=0.0, help="Q-resolution damping, Å⁻¹."),
     uiso: Optional[float] = typer.Option(
-        0.005, "--uiso", help="Isotropic displacement parameter for every atom, Å² (0 = keep the file's ADPs)."
+        pdfdefaults.UISO, "--uiso", help="Isotropic displacement parameter for every atom, Å² (0 = keep the file's ADPs)."
     ),
-    delta2: float = typer.Option(2.3, "--delta2", min=0.0, help="Correlated-motion sharpening, Å²."),
+    delta2: float = typer.Option(pdfdefaults.DELTA2, "--delta2", min=0.0, help="Correlated-motion sharpening, Å²."),
     rmin: float = typer.Option(0.0, "--rmin", min=0.0, help="First r, Å."),
     rmax: float = typer.Option(30.0, "--rmax", help="Last r, Å."),
     rstep: float = typer.Option(0.01, "--rstep", help="r spacing, Å."),
-    radiation: str = typer.Option("xray", "--radiation", help="xray or neutron."),
+    radiation: str = typer.Option(pdfdefaults.RADIATION, "--radiation", help="xray or neutron."),
 ) -> None:
     """Simulate G(r) of crystal structures (PDFgui/pdffit2 conventions) to compare with a measurement.
     Needs the simulate extra (pip install 'sgmine[simulate]')."""

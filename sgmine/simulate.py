@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from sgmine import __version__
+from sgmine import __version__, pdfdefaults
 
 #: Width of the distance bins of a :class:`PairTable`, in Å (each bin keeps the mean and the
 #: variance of its distances; the variance is added to the peak width).
@@ -92,11 +92,11 @@ class PDFParams:
     spdiameter: diameter of a spherical particle in Å (pdffit2's envelope; 0 = bulk crystal).
     """
 
-    qmax: float = 25.0
-    qdamp: float = 0.04
-    uiso: float | None = 0.005
-    delta2: float = 2.3
-    radiation: str = "xray"
+    qmax: float = pdfdefaults.QMAX
+    qdamp: float = pdfdefaults.QDAMP
+    uiso: float | None = pdfdefaults.UISO
+    delta2: float = pdfdefaults.DELTA2
+    radiation: str = pdfdefaults.RADIATION
     qmin: float = 0.0
     qbroad: float = 0.0
     delta1: float = 0.0

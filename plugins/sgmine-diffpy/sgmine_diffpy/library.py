@@ -18,12 +18,13 @@ from typing import Union
 
 import numpy as np
 
+from sgmine import pdfdefaults
 from sgmine.sites import SYMPREC
 
 #: Symmetry tolerance (Å) handed to spglib; CIFs from databases are usually good to 1e-3 Å.
 DEFAULT_SYMPREC = SYMPREC
 #: Isotropic U (Å²) given to atoms whose CIF has no usable ADP (missing, zero or > 0.1 Å²).
-DEFAULT_UISO = 0.005
+DEFAULT_UISO = pdfdefaults.UISO
 
 StructureSource = Union[str, os.PathLike, "Library", Iterable, Mapping]
 

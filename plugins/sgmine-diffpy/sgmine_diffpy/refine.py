@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sgmine import pdfdefaults
 from sgmine.gr import Curve, header_value, read_gr
 from sgmine_diffpy.candidates import CandidateModel
 
@@ -39,7 +40,7 @@ from sgmine_diffpy.candidates import CandidateModel
 DEFAULT_RMIN, DEFAULT_RMAX = 1.5, 30.0
 #: Qdamp (Å⁻¹) used when neither the file header nor the caller gives one; typical of
 #: rapid-acquisition synchrotron PDF setups (0.02–0.06).
-DEFAULT_QDAMP = 0.04
+DEFAULT_QDAMP = pdfdefaults.QDAMP
 #: Least-squares iterations allowed per stage (a matching structure converges in far fewer).
 DEFAULT_MAX_STEPS = 40
 

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sgmine import pdfdefaults
+
 #: The stored curves' grid (Å): r = 0, STEP, ..., RMAX.
 CURVE_STEP, CURVE_RMAX = 0.05, 36.0
 #: Nominal settings of the stored curves.
-NOMINAL_UISO, NOMINAL_DELTA2 = 0.005, 2.3
+NOMINAL_UISO, NOMINAL_DELTA2 = pdfdefaults.UISO, pdfdefaults.DELTA2
 #: Qdamp (Å⁻¹) applied when the file gives none.
-DEFAULT_QDAMP = 0.04
+DEFAULT_QDAMP = pdfdefaults.QDAMP
 #: Screening range (Å) and grid step.
 SCREEN_RMIN, SCREEN_RMAX, SCREEN_STEP = 1.5, 30.0, 0.05
 #: The coarse stretch search: ±10 % in 0.5 % steps.
