@@ -445,9 +445,6 @@ def top1_agreement(fp32: str | Path, int8: str | Path, x: np.ndarray) -> float:
     return float((a == b).mean())
 
 
-agreement = top1_agreement  # the earlier name
-
-
 def quantize_checked(
     fp32: str | Path,
     out: str | Path,

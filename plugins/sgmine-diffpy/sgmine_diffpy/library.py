@@ -57,17 +57,6 @@ class Library:
         return [e for e in self.entries if e.space_group == space_group]
 
 
-def element_of(symbol: str) -> str:
-    """The element in a CIF type symbol: ``Si0+`` → ``Si``, ``O2-`` → ``O``, ``ni`` → ``Ni``
-    (:func:`sgmine.simulate.neutral_element`)."""
-    from sgmine.simulate import neutral_element
-
-    try:
-        return neutral_element(symbol)
-    except ValueError:
-        raise LibraryError(f"atom type {symbol!r} names no element") from None
-
-
 def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> LibraryEntry:
     """spglib's conventional standard cell of a diffpy Structure, as a :class:`LibraryEntry`."""
     from diffpy.structure import Atom, Lattice, Structure
