@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import typer
@@ -196,6 +196,9 @@ class FitConfig:
     verbose: int = 2
     steps_per_execution: int = 1
     architecture: str = "reference"
+    #: seed of the weight initialisation and shuffling when it should differ from the split's
+    #: (members of an ensemble share one split); None: ``seed``
+    init_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -401,7 +404,7 @@ def fit(
         y_train = np.concatenate([y_train, np.full((n_outliers, len(data.classes)), 1 / len(data.classes), np.float32)])
         w_train = np.concatenate([w_train, np.full(n_outliers, OUTLIER_WEIGHT * w_train.mean(), np.float32)])
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
     with distribution_scope():
         if state is not None:
             model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
@@ -497,6 +500,9 @@ def fit_command(
     validation_split: float = typer.Option(0.2, help="Fraction of the training part held out for validation."),
     test_size: float = typer.Option(0.2, help="Fraction of the data held out as test set."),
     seed: int = typer.Option(0, help="Seed of the split and of the weight initialisation."),
+    init_seed: Optional[int] = typer.Option(
+        None, "--init-seed", help="Another seed for the weight initialisation and shuffling only (same split as --seed)."
+    ),
     patience: int = typer.Option(10, help="Early-stopping patience (epochs without validation-accuracy gain)."),
     min_delta: float = typer.Option(MIN_DELTA, help="Smallest validation-accuracy gain that counts."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
@@ -518,7 +524,7 @@ def fit_command(
         config = FitConfig(
             epochs=epochs, batch_size=batch_size, validation_split=validation_split, test_size=test_size, seed=seed,
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
-            steps_per_execution=steps_per_execution, architecture=architecture,
+            steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
