@@ -391,3 +391,30 @@ def test_outlier_exposure_and_calibration_reach_the_model_file(tf, simulated, tm
     info = Model(exported.path).info
     assert info.temperature == pytest.approx(report["temperature"])
     assert info.in_domain_threshold == pytest.approx(report["in_domain_threshold"])
+
+
+def test_compact_members_average_into_an_ensemble_run(tf, simulated, tmp_path):
+    """Two compact runs on one split (different --init-seed) average into a run the later steps use;
+    a run on another split is refused."""
+    import numpy as np
+
+    from training.datafiles import read_dataset
+    from training.ensemble import EnsembleError, ensemble_runs
+    from training.fit import FitConfig, fit
+    from training.run import RunDir
+
+    data = read_dataset(simulated)
+    members = []
+    for init in (None, 7):
+        config = FitConfig(epochs=1, batch_size=16, verbose=0, architecture="compact", init_seed=init)
+        members.append(fit(data, tmp_path / f"m{init}", config, source=simulated).run_dir)
+    path = ensemble_runs(members, tmp_path / "ens")
+    x = data.x[:8, :, None]
+    expected = np.mean([RunDir(m).load_keras().predict(x, verbose=0) for m in members], axis=0)
+    assert np.allclose(RunDir(tmp_path / "ens").load_keras().predict(x, verbose=0), expected, atol=1e-6)
+    assert RunDir(path.parent).classes() == data.classes
+
+    other = fit(data, tmp_path / "other", FitConfig(epochs=1, batch_size=16, verbose=0, seed=5,
+                                                     architecture="compact"), source=simulated).run_dir
+    with pytest.raises(EnsembleError, match="another split"):
+        ensemble_runs([members[0], other], tmp_path / "bad")

@@ -36,6 +36,10 @@ from training import quantize  # noqa: E402  (light: onnx and onnxruntime.quanti
 
 app.command("quantize")(quantize.quantize_command)
 
+from training import ensemble  # noqa: E402  (light: Keras loads inside the command)
+
+app.command("ensemble")(ensemble.ensemble_command)
+
 
 def main() -> None:
     """Console-script entry point."""
