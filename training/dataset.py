@@ -26,6 +26,23 @@ defaults, X-ray, no strain, rmax 30 Å, no noise, bulk). The others draw, indepe
   ``1 − 1.5 x + 0.5 x³`` (``x = r/d``, zero beyond ``d``) for a diameter ``d`` uniform 20–100 Å
   (``PDFParams.spdiameter`` of the simulator).
 
+With ``--realism`` (:meth:`Augmentation.measured`), what measured files have and the reference
+data lack is drawn too (each independently; off in the reference recipe, whose draws are
+unchanged):
+
+- ``qmin``  uniform 0.3–1.5 Å⁻¹ for half of the PDFs (the low-Q cut-off's long ripple);
+- ``step``  log-uniform 0.01–0.1 Å for half: the curve is kept only every ``step`` and
+  interpolated from there, as a coarse measured grid is;
+- ``baseline`` for 30 %: a slope plus one slow cosine (period 10–60 Å), up to 5 % of the
+  curve's range (:func:`smooth_baseline`; what background subtraction or ``rpoly`` leaves);
+- ``substituted`` for half: every element replaced by a distinct random one
+  (:func:`training.variants.substituted`, same geometry, other scattering weights).
+
+``--variants N`` adds N symmetry-preserving variants of each structure
+(:func:`training.variants.symmetric_variant`), each simulated ``--augment`` times; a variant
+keeps its structure's id and ``split_group`` (formula and space group), so a split never
+separates them, nor the same compound coming from two tables.
+
 Each structure's draws come from a generator seeded with ``(seed, structure id)``, so a
 structure gets the same PDFs however the work is split, ordered or resumed.
 
