@@ -220,3 +220,26 @@ def test_dataset_command(tmp_path):
 def _flat(text: str) -> str:
     """The output with rich's line wrapping (terminal width) undone."""
     return " ".join(text.split())
+
+
+def test_variants_and_realism_reach_the_manifest_and_keep_one_split_group(tmp_path):
+    """--variants 2 --realism on Ni and Si: three structures each, one split group per compound,
+    realism draws within their ranges, every curve on the grid."""
+    from training.datafiles import read_dataset
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "data"
+    tasks = structures.cif_directory(examples)
+    aug = dataset.Augmentation.measured()
+    summary = dataset.build_dataset(tasks, tmp_path / "ds", augment=6, seed=2, workers=1, progress=False,
+                                    variants=2, augmentation=aug)
+    assert summary.n_structures == 6
+    data = read_dataset(tmp_path / "ds")
+    rows = data.manifest
+    assert {r["variant"] for r in rows} == {"0", "1", "2"}
+    assert set(data.groups) == {"Ni|225", "Si|227"}
+    qmins = [float(r["qmin"]) for r in rows if float(r["qmin"]) > 0]
+    steps = [float(r["step"]) for r in rows if float(r["step"]) != dataset.R_STEP]
+    assert qmins and all(aug.qmin[0] <= q <= aug.qmin[1] for q in qmins)
+    assert steps and all(aug.step[0] <= s <= aug.step[1] for s in steps)
+    assert any(r["substituted"] == "True" for r in rows)
+    assert np.isfinite(data.x).all() and data.x.min() >= 0 and data.x.max() <= 1
