@@ -36,6 +36,8 @@ from sgmine_diffpy.structlib import DEFAULT_LIBRARY, StructureLibrary, Structure
 COMBINE_WEIGHT = 0.1
 #: Structures refined per file by default.
 DEFAULT_TOP = 10
+#: Least-squares iterations per refinement stage (screened structures start close).
+FIT_STEPS = 20
 RADIATION_NAMES = {"xray": "xray", "x": "xray", "x-ray": "xray", "neutron": "neutron", "n": "neutron"}
 
 COLUMNS = ["file", "rank", "structure_id", "formula", "space_group", "symbol", "rw_screen", "rw",
@@ -242,7 +244,8 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     try:
         t0 = time.perf_counter()
         matrix, valid = library.prepared(rad, q, d, say)
-        result = screen(curve.r, curve.g, matrix, rmin=rmin, rmax=rmax, valid=valid)
+        result = screen(curve.r, curve.g, matrix, rmin=rmin, rmax=rmax, valid=valid,
+                        curves=library.curves(rad), qmax=q, qdamp=d)
         summary.screen_s = time.perf_counter() - t0
     except ValueError as exc:
         return _failed(summary, f"{path}: cannot screen: {exc}", start)
@@ -309,7 +312,7 @@ def _refine(row: IdentifyRow, lib: StructureLibrary, index: int, stretch: float,
         row.status, row.message = "error", f"cannot set up the refinement: {exc}"
         return
     candidate = CandidateModel(row.file, row.rank, entry.space_group, entry.symbol, row.cnn_probability or 0.0, entry, phase, sgpars)
-    result = fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax)
+    result = fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, max_steps=FIT_STEPS)
     row.fit = result
     row.status, row.message = result.status, result.message
     row.rw, row.lattice = result.rw, dict(result.lattice)

@@ -7,7 +7,7 @@ per radiation, computed once and cached per machine (:func:`library_curves`). Fo
 file the whole matrix gets the file's Qdamp envelope ``exp(-(Qdamp r)²/2)`` and Qmax low-pass
 (a sine transform cut at Qmax, as the simulation does), then each curve is stretched: scaling
 all lengths of a crystal by ``s`` maps G(r) to G(r/s)/s² (the peak widths scale too, which the
-tests show costs little over ±10 %), so ``G(r_k / s)`` by linear interpolation serves every ``s``
+tests show costs little over ±10 %), so ``G(r_k / s)`` by cubic interpolation serves every ``s``
 of a ±10 % search without a new simulation. The free scale is solved in closed form, and
 
     Rw = sqrt(1 − <g, m>² / (<g, g> <m, m>))      (0 for <g, m> ≤ 0: Rw = 1)
@@ -66,47 +66,62 @@ def curve_grid() -> np.ndarray:
     return CURVE_STEP * np.arange(int(round(CURVE_RMAX / CURVE_STEP)) + 1)
 
 
-def structure_curve(structure, radiation: str) -> np.ndarray:
+def structure_curve(structure, radiation: str, table=None) -> np.ndarray:
     """The stored curve of one structure (diffpy Structure) under ``radiation``
     (``"xray"``/``"neutron"``), on :func:`curve_grid`."""
     from sgmine.simulate import PDFParams, pair_table, pdf
 
-    table = pair_table(structure, rmax=CURVE_RMAX, radiation=radiation)
+    table = table or pair_table(structure, rmax=CURVE_RMAX, radiation="xray")
     params = PDFParams(qmax=0.0, qdamp=0.0, uiso=NOMINAL_UISO, delta2=NOMINAL_DELTA2, radiation=radiation)
     return pdf(table, curve_grid(), params)
 
 
 def _curve_task(args):
-    structure, radiation = args
+    """The structure's curve under each radiation (None where it cannot be simulated: an
+    element without a neutron length, a degenerate cell)."""
+    from sgmine.simulate import pair_table
+
+    structure, radiations = args
     try:
-        return structure_curve(structure, radiation).astype(np.float32)
-    except Exception:  # an element without neutron length, a degenerate cell: no curve
-        return None
+        table = pair_table(structure, rmax=CURVE_RMAX, radiation="xray")
+    except Exception:
+        return [None] * len(radiations)
+    out = []
+    for radiation in radiations:
+        try:
+            out.append(structure_curve(structure, radiation, table).astype(np.float32))
+        except Exception:
+            out.append(None)
+    return out
 
 
-def compute_curves(structures, radiation: str, *, workers: int | None = None, progress=None) -> np.ndarray:
+def compute_curves(structures, radiation, *, workers: int | None = None, progress=None):
     """Stored curves (float32 rows; NaN for a structure that cannot be simulated) of an
-    iterable of diffpy Structures."""
+    iterable of diffpy Structures: one matrix for a radiation name, a list of matrices for a
+    tuple of names (one pair table serves all)."""
+    radiations = (radiation,) if isinstance(radiation, str) else tuple(radiation)
     structures = list(structures)
     n_grid = len(curve_grid())
-    out = np.full((len(structures), n_grid), np.nan, dtype=np.float32)
+    out = [np.full((len(structures), n_grid), np.nan, dtype=np.float32) for _ in radiations]
     workers = workers or min(os.cpu_count() or 1, 8)
-    tasks = [(s, radiation) for s in structures]
+    tasks = [(s, radiations) for s in structures]
     if workers > 1 and len(tasks) > 50:
         import multiprocessing
 
         with multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(workers) as pool:
-            for i, row in enumerate(pool.imap(_curve_task, tasks, chunksize=32)):
-                if row is not None:
-                    out[i] = row
-                if progress and (i + 1) % 2000 == 0:
+            results = pool.imap(_curve_task, tasks, chunksize=16)
+            for i, rows in enumerate(results):
+                for matrix, row in zip(out, rows):
+                    if row is not None:
+                        matrix[i] = row
+                if progress and (i + 1) % 1000 == 0:
                     progress(i + 1, len(tasks))
     else:
         for i, task in enumerate(tasks):
-            row = _curve_task(task)
-            if row is not None:
-                out[i] = row
-    return out
+            for matrix, row in zip(out, _curve_task(task)):
+                if row is not None:
+                    matrix[i] = row
+    return out[0] if isinstance(radiation, str) else out
 
 
 def cache_dir() -> Path:
@@ -129,40 +144,49 @@ def library_curves(library, radiation: str, *, cache: Path | None = None, worker
                 return curves
         except (OSError, ValueError):
             pass
+    radiations = ("xray", "neutron")
     if say:
-        say(f"computing the {radiation} screening curves of {len(library)} structures once (cached in {folder}) ...")
-    curves = compute_curves((library.structure(i) for i in range(len(library))), radiation, workers=workers,
-                            progress=(lambda i, n: say(f"  {i} of {n}")) if say else None)
+        say(f"computing the screening curves of {len(library)} structures once (cached in {folder}) ...")
+    matrices = compute_curves((library.structure(i) for i in range(len(library))), radiations, workers=workers,
+                              progress=(lambda i, n: say(f"  {i} of {n}")) if say else None)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_save(lambda p: np.save(p, curves), path)
+        for name, matrix in zip(radiations, matrices):
+            target = folder / f"curves-v{CURVES_VERSION}-{library.digest}-{name}.npy"
+            atomic_save(lambda p, m=matrix: np.save(p, m), target)
     except OSError as exc:
         if say:
             say(f"cannot cache the curves in {folder}: {exc.strerror or exc}")
-    return curves
+    return matrices[radiations.index(radiation)]
 
 
-def prepare(curves: np.ndarray, *, qmax: float | None, qdamp: float | None) -> np.ndarray:
-    """The stored curves with the file's Qdamp envelope and Qmax low-pass (float32 copy).
+def prepare(curves: np.ndarray, *, qmax, qdamp) -> np.ndarray:
+    """The stored curves with the file's Qdamp envelope and then its Qmax low-pass, as the
+    simulation applies them (float32 copy).
 
     ``qmax`` None or 0 leaves the curves unterminated; ``qdamp`` None means :data:`DEFAULT_QDAMP`.
+    Either may also be an array with one value per row (the fine stretch pass uses ``qmax · s``
+    and ``qdamp · s`` so that the stretched curve has the file's own Qmax and Qdamp).
     """
     from scipy import fft as sfft
 
     r = curve_grid()
     m = np.nan_to_num(np.asarray(curves, dtype=np.float32), nan=0.0)
-    if qmax and qmax > 0:
+    d = np.asarray(DEFAULT_QDAMP if qdamp is None else qdamp, dtype=float)
+    if np.any(d > 0):
+        m = m * np.exp(-0.5 * (r[None, :] * np.reshape(d, (-1, 1))) ** 2).astype(np.float32)
+    q = np.asarray(0.0 if qmax is None else qmax, dtype=float)
+    if np.any(q > 0):
         n = len(r)
         taper_start = CURVE_RMAX - 2.0
         x = np.clip((r - taper_start) / (CURVE_RMAX - taper_start), 0.0, 1.0)
         m = m * (0.5 * (1 + np.cos(math.pi * x))).astype(np.float32)
         coef = sfft.dst(m[:, 1:], type=1, axis=1)  # odd about r = 0 and r = RMAX
-        qk = math.pi * np.arange(1, n) / ((n) * CURVE_STEP)
-        weights = np.clip((qmax - qk) / (qk[1] - qk[0]) + 0.5, 0.0, 1.0).astype(np.float32)
-        m = np.concatenate((np.zeros((len(m), 1), np.float32), sfft.idst(coef * weights, type=1, axis=1).astype(np.float32)), axis=1)
-    d = DEFAULT_QDAMP if qdamp is None else qdamp
-    if d > 0:
-        m *= np.exp(-0.5 * (r * d) ** 2).astype(np.float32)
+        qk = math.pi * np.arange(1, n) / (n * CURVE_STEP)
+        qcol = np.reshape(np.where(q > 0, q, np.inf), (-1, 1))
+        weights = np.clip((qcol - qk[None, :]) / (qk[1] - qk[0]) + 0.5, 0.0, 1.0).astype(np.float32)
+        filtered = sfft.idst(coef * weights, type=1, axis=1).astype(np.float32)
+        m = np.concatenate((np.zeros((len(m), 1), np.float32), filtered), axis=1)
     return m
 
 
@@ -184,13 +208,16 @@ def measured_grid(r: np.ndarray, g: np.ndarray, rmin: float = SCREEN_RMIN, rmax:
 def _rw_at(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, s: float | np.ndarray) -> np.ndarray:
     """Rw of every row of ``m`` stretched by ``s`` (scalar, or one per row)."""
     pos = rk[None, :] / np.atleast_1d(s)[:, None] / CURVE_STEP  # (1 or n, k)
-    i0 = np.clip(np.floor(pos).astype(np.int64), 0, m.shape[1] - 2)
+    i0 = np.clip(np.floor(pos).astype(np.int64), 1, m.shape[1] - 3)
     t = (pos - i0).astype(np.float32)
+    # Catmull-Rom cubic interpolation (linear would err by ~3 % on peaks of σ ≈ 0.1 Å)
+    t2, t3 = t * t, t * t * t
+    weights = (0.5 * (-t3 + 2 * t2 - t), 0.5 * (3 * t3 - 5 * t2 + 2), 0.5 * (-3 * t3 + 4 * t2 + t), 0.5 * (t3 - t2))
     if pos.shape[0] == 1:
-        ms = m[:, i0[0]] * (1 - t[0]) + m[:, i0[0] + 1] * t[0]
+        ms = sum(m[:, i0[0] + k - 1] * w[0] for k, w in enumerate(weights))
     else:
         rows = np.arange(m.shape[0])[:, None]
-        ms = m[rows, i0] * (1 - t) + m[rows, i0 + 1] * t
+        ms = sum(m[rows, i0 + k - 1] * w for k, w in enumerate(weights))
     dots = ms @ gk.astype(np.float32)
     norms = np.einsum("ij,ij->i", ms, ms)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -198,27 +225,71 @@ def _rw_at(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, s: float | 
     return np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
 
 
+def _interpolation_matrix(rk: np.ndarray, s: float, n_grid: int) -> np.ndarray:
+    """W (len(rk) × n_grid): ``W @ curve`` is the curve at ``rk / s`` (Catmull-Rom, as :func:`_rw_at`)."""
+    pos = rk / s / CURVE_STEP
+    i0 = np.clip(np.floor(pos).astype(np.int64), 1, n_grid - 3)
+    t = pos - i0
+    t2, t3 = t * t, t * t * t
+    weights = (0.5 * (-t3 + 2 * t2 - t), 0.5 * (3 * t3 - 5 * t2 + 2), 0.5 * (-3 * t3 + 4 * t2 + t), 0.5 * (t3 - t2))
+    w = np.zeros((len(rk), n_grid))
+    rows = np.arange(len(rk))
+    for k, wk in enumerate(weights):
+        np.add.at(w, (rows, i0 + k - 1), wk)
+    return w
+
+
+def _rw_all_stretches(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, stretches: np.ndarray) -> np.ndarray:
+    """Rw (n × len(stretches)) of every row of ``m`` at every stretch, by matrix products alone.
+
+    With W_s the interpolation matrix, ⟨g, W_s m⟩ = m · (W_sᵀ g) and ⟨W_s m, W_s m⟩ =
+    Σ_o Σ_j m_j m_(j+o) (W_sᵀW_s)_(j, j+o), where W_sᵀW_s is banded (|o| ≤ 3): a few products of
+    the library matrix with (n_grid × n_stretches) matrices instead of a gather per stretch.
+    """
+    n_grid = m.shape[1]
+    ws = [_interpolation_matrix(rk, float(s), n_grid) for s in stretches]
+    v = np.stack([w.T @ gk for w in ws], axis=1).astype(np.float32)  # (n_grid, S)
+    dots = (m @ v).astype(np.float64)
+    norms = np.zeros_like(dots)
+    for o in range(4):
+        d = np.stack([(w[:, : n_grid - o] * w[:, o:]).sum(axis=0) for w in ws], axis=1).astype(np.float32)
+        lagged = m[:, : n_grid - o] * m[:, o:]
+        norms += (1.0 if o == 0 else 2.0) * (lagged @ d)
+        del lagged
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where((dots > 0) & (norms > 0), dots**2 / (norms * gg), 0.0)
+    return np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
+
+
 def screen(r: np.ndarray, g: np.ndarray, prepared: np.ndarray, *, rmin: float = SCREEN_RMIN, rmax: float = SCREEN_RMAX,
-           stretches: np.ndarray = STRETCHES, fine_top: int = FINE_TOP, valid: np.ndarray | None = None) -> ScreenResult:
+           stretches: np.ndarray = STRETCHES, fine_top: int = FINE_TOP, valid: np.ndarray | None = None,
+           curves: np.ndarray | None = None, qmax: float | None = None, qdamp: float | None = None) -> ScreenResult:
     """Rw of every prepared curve (:func:`prepare`) against the measured ``(r, g)`` at its best
-    stretch (see the module text). ``valid`` marks the rows that have a curve (others: inf)."""
+    stretch (see the module text). ``valid`` marks the rows that have a curve (others: inf).
+    With the stored ``curves`` (and the file's ``qmax``, ``qdamp``), the fine pass prepares each
+    of the best ``fine_top`` at ``qmax · s`` and ``qdamp · s`` for its coarse best stretch s, so
+    that the stretched curve carries the file's own Qmax and Qdamp."""
     rk, gk = measured_grid(r, g, rmin, rmax)
     gg = float(gk @ gk)
     if not gg > 0:
         raise ValueError("the measured curve is zero over the screening range")
     n = prepared.shape[0]
-    best_rw = np.full(n, np.inf)
-    best_s = np.ones(n)
-    for s in stretches:
-        rw = _rw_at(prepared, rk, gk, gg, float(s))
-        better = rw < best_rw
-        best_rw[better], best_s[better] = rw[better], s
+    rw_all = _rw_all_stretches(prepared, rk, gk, gg, np.asarray(stretches, dtype=float))
+    pick = np.argmin(rw_all, axis=1)
+    best_rw = rw_all[np.arange(n), pick]
+    best_s = np.asarray(stretches, dtype=float)[pick]
     if fine_top and len(stretches) > 1:
         step = float(np.min(np.diff(np.sort(stretches))))
         top = np.argsort(best_rw, kind="stable")[:fine_top]
-        sub = prepared[top]
+        s0 = best_s[top].copy()
+        if curves is not None:
+            d = DEFAULT_QDAMP if qdamp is None else qdamp
+            sub = prepare(np.asarray(curves[np.sort(top)])[np.argsort(np.argsort(top))], qmax=(qmax or 0.0) * s0, qdamp=d * s0)
+            best_rw[top] = _rw_at(sub, rk, gk, gg, s0)
+        else:
+            sub = prepared[top]
         for ds in np.linspace(-step, step, 11):
-            s = best_s[top] + ds
+            s = s0 + ds
             rw = _rw_at(sub, rk, gk, gg, s)
             better = rw < best_rw[top]
             best_rw[top[better]], best_s[top[better]] = rw[better], s[better]

@@ -243,7 +243,7 @@ def parse_p1_cif(text: str) -> tuple[tuple[float, ...], list[int], np.ndarray, n
     """Fast path for P1 CIFs as pymatgen writes them (the Materials Project tables): ``(lattice
     parameters, atomic numbers, xyz, occupancies)``, or None when the text is not such a CIF
     (then diffpy.structure reads it)."""
-    if "_symmetry_space_group_name_H-M   'P 1'" not in text and "_space_group_symop" in text:
+    if not re.search(r"^_(?:symmetry_space_group_name_H-M|space_group_name_H-M_alt)\s+'P 1'\s*$", text, re.M):
         return None
     cell = {}
     for key in ("a", "b", "c", "alpha", "beta", "gamma"):
@@ -263,7 +263,7 @@ def parse_p1_cif(text: str) -> tuple[tuple[float, ...], list[int], np.ndarray, n
         columns.append(lines[k].strip())
         k += 1
     need = ["_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z"]
-    if any(c not in columns for c in need) or "_atom_site_symmetry_multiplicity" in columns and "'P 1'" not in text:
+    if any(c not in columns for c in need):
         return None
     col = {c: i for i, c in enumerate(columns)}
     numbers, xyz, occ = [], [], []
