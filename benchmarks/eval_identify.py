@@ -22,7 +22,6 @@ EXAMPLES = [(ROOT / "examples/data/Ni.gr", 225, "yes"), (ROOT / "examples/data/S
 
 def main(argv=None) -> int:
     from sgmine.scan import load_model
-
     from sgmine_diffpy.cli import _say
     from sgmine_diffpy.identify import identify_file, open_library
 

@@ -17,7 +17,7 @@ pytest.importorskip("sgmine_diffpy", reason="the sgmine-diffpy plugin is not ins
 from sgmine.cli import app  # noqa: E402
 from sgmine.simulate import PDFParams, pair_table, pdf  # noqa: E402
 from sgmine_diffpy import screen as S  # noqa: E402
-from sgmine_diffpy.identify import combined_ranking, IdentifyRow, open_library  # noqa: E402
+from sgmine_diffpy.identify import IdentifyRow, combined_ranking, open_library  # noqa: E402
 from sgmine_diffpy.structlib import StructureLibrary, build, cell_from_cif, thin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

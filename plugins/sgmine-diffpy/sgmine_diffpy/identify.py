@@ -22,7 +22,6 @@ import hashlib
 import io
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +212,6 @@ def _cif_folder(folder: Path, cache: Path, say) -> ScreeningLibrary:
 def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str | None):
     """``(radiation name, qmax, qdamp)``: the header's where present, else the options."""
     from sgmine.gr import header_value
-
     from sgmine_diffpy.refine import _float
     from sgmine_diffpy.refine import radiation as header_radiation
 
@@ -229,7 +227,6 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     """Screen, refine and rank for one file (see the module text). Never raises for a bad file:
     the rows then hold one error row and the summary says why."""
     from sgmine.gr import ReadError, read_gr
-
     from sgmine_diffpy.screen import screen
 
     start = time.perf_counter()
@@ -343,7 +340,6 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
     or fit failed (its row says why), 2 for unusable options, library or model (nothing written)."""
     from sgmine.model import ModelError
     from sgmine.scan import expand_paths, load_model
-
     from sgmine_diffpy.cli import _say, _usage, _write, missing_dependency
 
     missing = missing_dependency()
