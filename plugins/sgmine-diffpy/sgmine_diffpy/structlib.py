@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sgmine import pdfdefaults
+
 #: The default library shipped with the plugin.
 DEFAULT_LIBRARY = Path(__file__).with_name("data") / "structures.npz"
 #: spglib distance tolerance (Å) used to label the library.
@@ -95,7 +97,7 @@ class StructureLibrary:
         atoms = [Atom(_SYMBOLS[self.numbers[k]], xyz=self.xyz[k].astype(float), occupancy=float(self.occupancy[k]))
                  for k in range(lo, hi)]
         for atom in atoms:
-            atom.Uisoequiv = 0.005
+            atom.Uisoequiv = pdfdefaults.UISO
         return Structure(atoms, lattice=Lattice(*self.lattice[index].astype(float)), title=str(self.ids[index]))
 
     def save(self, path: str | os.PathLike) -> None:
