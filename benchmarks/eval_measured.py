@@ -96,7 +96,7 @@ def _mean(values) -> float:
 
 
 def score_test_split(model, run: Path, dataset: Path) -> dict:
-    """Top-1/2/3 and per-class recall on the test rows of ``run``'s structure-disjoint split."""
+    """Top-1/2/3/6 and per-class recall on the test rows of ``run``'s structure-disjoint split."""
     from training.datafiles import read_dataset
     from training.run import RunDir
 
@@ -113,7 +113,7 @@ def score_test_split(model, run: Path, dataset: Path) -> dict:
         "n": int(len(y)),
         "structures": int(len(np.unique(data.groups[split.test]))) if data.groups is not None else None,
         "top1": float(hits[:, 0].mean()), "top2": float(hits[:, :2].any(1).mean()),
-        "top3": float(hits[:, :3].any(1).mean()), "recall": recall,
+        "top3": float(hits[:, :3].any(1).mean()), "top6": float(hits[:, :6].any(1).mean()), "recall": recall,
         "flagged": float((probs.max(1) < model.info.in_domain_threshold).mean())
         if model.info.in_domain_threshold is not None else None,
     }
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         t = score_test_split(model, args.run, args.dataset)
         report["test"] = t
         print(f"structure-disjoint simulated test: {t['n']} PDFs of {t['structures']} structure groups: top-1 {t['top1']:.3f}, "
-              f"top-2 {t['top2']:.3f}, top-3 {t['top3']:.3f}; recall "
+              f"top-2 {t['top2']:.3f}, top-3 {t['top3']:.3f}, top-6 {t['top6']:.3f}; recall "
               + ", ".join(f"{c}: {v:.2f}" for c, v in t["recall"].items())
               + (f"; flagged {t['flagged']:.3f}" if t["flagged"] is not None else ""))
     if args.ood:

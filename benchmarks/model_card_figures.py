@@ -38,7 +38,8 @@ def render(report: dict) -> str:
     t = report.get("test")
     if t:
         lines.append(f"| structure-disjoint simulated test ({t['n']} PDFs, {t['structures']} composition/group sets) | "
-                     f"top-1 **{_f(t['top1'], 3)}**, top-2 {_f(t['top2'], 3)}, top-3 {_f(t['top3'], 3)} |")
+                     f"top-1 **{_f(t['top1'], 3)}**, top-2 {_f(t['top2'], 3)}, top-3 {_f(t['top3'], 3)}"
+                     + (f", top-6 {_f(t['top6'], 3)}" if t.get("top6") is not None and len(t["recall"]) > 8 else "") + " |")
         lines.append("| per-class recall on that test | " + ", ".join(f"{c}: {_f(v)}" for c, v in t["recall"].items()) + " |")
         if t.get("flagged") is not None:
             lines.append(f"| in-class simulated test curves flagged | {_f(t['flagged'], 3)} |")
