@@ -131,6 +131,8 @@ def evaluate_run(run_dir: Path, data: Dataset, out: Path | None = None, baseline
     report["epochs_run"] = int(record["epochs_run"])
     report["batch_size"] = int(record["config"]["batch_size"])
     report["split"] = record["split"]
+    if record.get("members"):
+        report["members"] = [Path(m).name for m in record["members"]]
 
     if baseline:
         from training.baseline import run_baseline
@@ -158,7 +160,10 @@ def markdown_report(report: dict[str, Any], description: str) -> str:
         "",
         f"Data: {description}. Test set: {report['n_test']} curves "
         f"({'split by structure' if report['split'].get('by_structure') else 'split by row'}).",
-        f"Training: {report['epochs_run']} epochs, batch {report['batch_size']}, best epoch {report['best_epoch']}.",
+        (f"Training: the average of the runs {', '.join(report['members'])} (their own histories are in their run "
+         f"folders; the curves below are {report['members'][0]}'s)."
+         if report.get("members") else
+         f"Training: {report['epochs_run']} epochs, batch {report['batch_size']}, best epoch {report['best_epoch']}."),
         "",
         f"CNN test loss as Keras reports it (cross-entropy + L2 penalties): {report['test_loss']:.4f}.",
         "",
