@@ -1,4 +1,5 @@
-"""The ``sgmine`` command line: ``scan`` PDFs for candidate space groups, ``info`` on a model.
+"""The ``sgmine`` command line: ``scan`` PDFs for candidate space groups, ``info`` on a model,
+``models`` shipped with sgmine (``--model NAME`` takes one; :mod:`sgmine.models`).
 
 Exit status of ``sgmine scan``: 0 when every input was scored, 1 when some inputs were error
 rows or a ``--report`` reporter failed on some file (the others are still scored and the table
@@ -27,6 +28,7 @@ import typer
 
 from sgmine import pdfdefaults
 from sgmine.commands import PluginGroup
+from sgmine.models import DEFAULT_NAME
 
 if TYPE_CHECKING:
     from sgmine.model import Model
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from sgmine.table import Checkpointer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: --model's help: a shipped model's name or a file (sgmine.models.resolve_model decides which).
+MODEL_HELP = f"Shipped model name (see `sgmine models`) or ONNX file [default: {DEFAULT_NAME}]."
 
 app = typer.Typer(
     cls=PluginGroup,  # plug-ins' commands (sgmine.commands entry points) after the built-in ones
@@ -70,7 +74,7 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _load_model(path: Optional[Path], int8: bool = False):
+def _load_model(path: Optional[str], int8: bool = False):
     from sgmine.model import Model, ModelError
 
     try:
@@ -101,7 +105,7 @@ def scan(
     paths: List[str] = typer.Argument(..., help="PDF files, globs, or directories (their .gr files).", show_default=False),
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidates per file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here (atomically) instead of stdout."),
-    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    model_path: Optional[str] = typer.Option(None, "--model", "-m", metavar="NAME|FILE", help=MODEL_HELP),
     fmt: Optional[str] = typer.Option(
         None, "--format", "-f", help="csv or json [default: from --out's suffix, else csv]."
     ),
@@ -356,8 +360,10 @@ def plot(
         help="Order of the files along the series: name (natural file-name order), table (as in the "
         "table) or header:KEY (by a value in the files' headers, e.g. header:temperature).",
     ),
-    model_path: Optional[Path] = typer.Option(
-        None, "--model", "-m", help="ONNX model the table was written with [default: the shipped model]."
+    model_path: Optional[str] = typer.Option(
+        None, "--model", "-m", metavar="NAME|FILE",
+        help=f"The model the table was written with: shipped model name (see `sgmine models`) or ONNX "
+        f"file [default: {DEFAULT_NAME}].",
     ),
 ) -> None:
     """Draw scan results: for several files, a heatmap of every class's probability along the
@@ -412,7 +418,7 @@ def watch(
     ),
     pattern: str = typer.Option("*.gr", "--pattern", "-p", help="Shell pattern of the file names to score."),
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidates per file."),
-    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    model_path: Optional[str] = typer.Option(None, "--model", "-m", metavar="NAME|FILE", help=MODEL_HELP),
     settle: float = typer.Option(
         2.0, "--settle", min=0.0,
         help="Score a file once its size and modification time have not changed for this many seconds.",
@@ -500,12 +506,16 @@ def _signals_set(stop: Any) -> Iterator[None]:
 
 @app.command()
 def info(
-    model_path: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file [default: the shipped model]."),
+    model_path: Optional[str] = typer.Option(None, "--model", "-m", metavar="NAME|FILE", help=MODEL_HELP),
 ) -> None:
     """Describe a model: its classes, r-grid, preprocessing, training data and version."""
+    from sgmine.models import shipped_name
+
     model = _load_model(model_path)
     i, g = model.info, model.info.grid
+    name = shipped_name(model.path)
     lines = [
+        *([f"name:           {name} (shipped{', default' if name == DEFAULT_NAME else ''})"] if name else []),
         f"model:          {model.path}",
         f"version:        {i.model_version}",
         f"classes:        {len(i.classes)}",
@@ -522,6 +532,22 @@ def info(
         lines.append("metrics:")
         lines += [f"  {k}: {v}" for k, v in i.metrics.items()]
     typer.echo("\n".join(lines))
+
+
+@app.command()
+def models(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (one object per model) instead."),
+) -> None:
+    """List the models shipped with sgmine (use one with --model NAME): name, version, space
+    groups, description, file size, which is the default. Reads only their metadata."""
+    import json
+
+    from sgmine.models import describe, format_listing, shipped_models
+
+    entries = [describe(m) for m in shipped_models().values()]
+    typer.echo(json.dumps(entries, indent=2) if as_json else format_listing(entries), nl=as_json)
+    if any("error" in e for e in entries):
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @app.command()

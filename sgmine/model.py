@@ -147,8 +147,11 @@ class ModelInfo:
 
 
 def default_model_path() -> Path:
-    """Where the model shipped inside the package lives (it may not exist in this install)."""
-    return Path(__file__).parent / "data" / "model.onnx"
+    """Where the default model shipped inside the package lives (it may not exist in this
+    install); the shipped models by name are in :mod:`sgmine.models`."""
+    from sgmine import models
+
+    return models.default_model_path()
 
 
 # --- INT8 models (``sgmine scan --int8``) ---------------------------------------------------
@@ -170,9 +173,12 @@ MIN_PROBE_ROWS = 64
 
 
 def int8_model_path(path: str | Path | None = None) -> Path:
-    """Where the INT8 version of model ``path`` (None: the shipped one) lives: ``<stem>.int8.onnx``
-    beside it (a path that already names an INT8 file is returned as it is)."""
-    path = Path(path) if path is not None else default_model_path()
+    """Where the INT8 version of model ``path`` (a file or a shipped model's name; None: the
+    default model) lives: ``<stem>.int8.onnx`` beside it (a path that already names an INT8
+    file is returned as it is)."""
+    from sgmine.models import resolve_model
+
+    path = resolve_model(path)
     return path if path.name.endswith(INT8_SUFFIX) else path.with_name(path.stem + INT8_SUFFIX)
 
 
@@ -265,7 +271,11 @@ class Model:
     """An ONNX model loaded once, scoring batches of curves already on its grid."""
 
     def __init__(self, path: str | Path | None = None, *, threads: int | None = None, int8: bool = False) -> None:
-        self.path = Path(path) if path is not None else default_model_path()
+        """Load model ``path``: an ONNX file, or the name of a model shipped with sgmine
+        (``"sg8"``, see :func:`sgmine.models.shipped_models`); None loads the default one."""
+        from sgmine.models import resolve_model, unknown_model_message
+
+        self.path = resolve_model(path)
         if int8:  # the INT8 file beside the model, which must exist
             self.path = int8_model_path(self.path)
             if not self.path.is_file():
@@ -283,7 +293,9 @@ class Model:
                 )
             if self.path.is_dir():
                 raise ModelError(f"model file {self.path} is a directory; give the .onnx file")
-            raise ModelError(f"model file {self.path} does not exist")
+            if not self.path.exists():
+                raise ModelError(unknown_model_message(path))
+            raise ModelError(f"model file {self.path} is not a regular file")
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -264,7 +264,8 @@ def _cached_model(path: str | None, int8: bool = False) -> Model:
 
 
 def load_model(model: Model | str | os.PathLike | None = None, int8: bool = False) -> Model:
-    """A :class:`Model` from a path (loaded once per process), the shipped one for None.
+    """A :class:`Model` from a path or a shipped model's name (loaded once per process), the
+    default shipped model for None (:func:`sgmine.models.resolve_model`).
 
     With ``int8=True``, the INT8 file beside it (``<stem>.int8.onnx``, see
     :func:`sgmine.model.int8_model_path`); :class:`~sgmine.model.ModelError` when there is none.
@@ -295,8 +296,9 @@ def predict(
     top_k
         How many candidates to return per item (at most the model's number of classes).
     model
-        An ONNX model file or a loaded :class:`~sgmine.model.Model`; None uses the model
-        shipped with sgmine.
+        An ONNX model file, the name of a model shipped with sgmine (``"sg8"``; ``sgmine
+        models`` lists them) or a loaded :class:`~sgmine.model.Model`; None uses the default
+        shipped model.
     batch_size
         How many curves the model scores per call (memory against speed; the results do not
         depend on it).
