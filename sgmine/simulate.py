@@ -451,46 +451,21 @@ def _sphere_envelope(r: np.ndarray, diameter: float) -> np.ndarray:
 
 def pdf(table: PairTable, r: np.ndarray, params: PDFParams = PDFParams(), strain: float = 0.0) -> np.ndarray:
     """G(r) in Å⁻² at the points ``r`` (Å, 0 ≤ r ≤ ``table.rmax``) for ``params``, with the
-    lattice isotropically strained by ``strain`` (0.03 = +3 % on every distance)."""
-    r = np.asarray(r, dtype=float)
-    if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)):
-        raise SimulationError("r must be a non-empty 1-D array of finite values")
-    if r.min() < 0:
-        raise SimulationError(f"r must be >= 0 Å, got {r.min():g}")
-    if r.max() > table.rmax + 1e-9:
-        raise SimulationError(
-            f"r reaches {r.max():g} Å but the pair table was built for rmax {table.rmax:g} Å; "
-            "build it with a larger rmax"
-        )
-    if not (math.isfinite(strain) and abs(strain) <= STRAIN_LIMIT):
-        raise SimulationError(f"strain must be within ±{STRAIN_LIMIT}, got {strain}")
+    lattice isotropically strained by ``strain`` (0.03 = +3 % on every distance).
 
-    if params.uiso is None:
-        if table.msd is None or table.missing_adps:
-            atoms = ", ".join(table.missing_adps[:5]) or "all atoms"
-            raise SimulationError(
-                f"uiso=None keeps the structure's displacement parameters, but {atoms} have none (U = 0); "
-                "give a uiso"
-            )
-        dist, spread, wocc, ptype = table.msd_distance, table.msd_spread, table.msd_weight, table.msd_pair_type
-        sigp2 = table.msd
-    else:
-        dist, spread, wocc, ptype = table.distance, table.spread, table.weight, table.pair_type
-        sigp2 = np.float64(2.0 * params.uiso)
+    The steps: the table's entries (:func:`_entries`) as far as their peaks reach into the
+    computed range (:func:`_computed_range`), each entry's peak width, the peaks broadened on a
+    grid of :data:`STEP` (:func:`_broadened_peaks`), G(r) and its envelopes, the Qmax
+    termination (:func:`_terminated`), and the values at ``r`` (:func:`_at_points`).
+    """
+    r = _checked_points(table, r, strain)
+    dist, spread, wocc, ptype, sigp2 = _entries(table, params)
 
     # -- the computed range: ~8 termination ripples beyond the requested r, tapered at the end;
     #    entries (sorted by distance) are used as far as their peaks reach into it
     r_out = float(r.max())
-    margin = 2.0 + (2 * math.pi * RIPPLES / params.qmax if params.qmax > 0 else 0.0)
     stretch = 1.0 + strain
-    sig_max = math.sqrt(float(np.max(sigp2)) * max(1.0, 1.0 + params.qbroad**2 * table.reach**2) + PAIR_BIN**2)
-    r_end = min(r_out + margin, table.reach * stretch - PEAK_SIGMAS * sig_max)
-    if r_end < r_out + 1.0:
-        raise SimulationError(
-            f"peaks are too broad (σ up to {sig_max:.2f} Å) for a table built for rmax {table.rmax:g} Å; "
-            "build it with a larger rmax"
-        )
-    n_use = int(np.searchsorted(dist, (r_end + PEAK_SIGMAS * sig_max) / stretch, side="right"))
+    r_end, n_use = _computed_range(table, params, r_out, stretch, dist, sigp2)
     ds = dist[:n_use] * stretch
     weight = wocc[:n_use] * table.pair_weights(params.radiation)[ptype[:n_use]]
     if np.ndim(sigp2):
@@ -507,31 +482,7 @@ def pdf(table: PairTable, r: np.ndarray, params: PDFParams = PDFParams(), strain
 
     n_grid = int(math.ceil(r_end / STEP)) + 1
     rg = STEP * np.arange(n_grid)
-    if ds.size:
-        # -- split each entry between two neighbouring widths (variance-preserving) and two
-        #    neighbouring grid points (linear), then broaden every width group in Fourier space
-        nodes = _width_nodes(float(u.min()), float(u.max()), q_cut)
-        j = np.clip(np.searchsorted(nodes, u, side="right") - 1, 0, len(nodes) - 2)
-        a = (nodes[j + 1] - u) / (nodes[j + 1] - nodes[j])
-        pad = int(math.ceil(2 * PEAK_SIGMAS * math.sqrt(nodes[-1]) / STEP)) + 2
-        from scipy import fft as sfft
-
-        length = sfft.next_fast_len(n_grid + pad, real=True)
-        p = ds / STEP
-        i0 = np.floor(p).astype(np.int64)
-        t = p - i0
-        base = j * length + i0
-        idx = np.concatenate((base, base + 1, base + length, base + length + 1))
-        wts = np.concatenate((weight * a * (1 - t), weight * a * t, weight * (1 - a) * (1 - t), weight * (1 - a) * t))
-        hist = np.bincount(idx, weights=wts, minlength=len(nodes) * length).reshape(len(nodes), length)
-        k = 2 * math.pi * np.fft.rfftfreq(length, d=STEP)
-        spectrum = sfft.rfft(hist, axis=1)
-        transfer = np.exp(-0.5 * nodes[:, None] * k[None, :] ** 2)
-        # undo the mean smoothing of the linear assignment to grid points, sinc²(k·STEP/2)
-        transfer /= np.maximum(np.sinc(k * STEP / (2 * math.pi)) ** 2, 0.5)[None, :]
-        peaks = sfft.irfft(np.einsum("jk,jk->k", spectrum, transfer), n=length)[:n_grid] / STEP
-    else:
-        peaks = np.zeros(n_grid)
+    peaks = _broadened_peaks(ds, weight, u, q_cut, n_grid) if ds.size else np.zeros(n_grid)
 
     # -- G(r): pair sum over r minus the average density line, envelopes
     rho0 = table.n_atoms / (table.volume * (1.0 + strain) ** 3)
@@ -541,28 +492,116 @@ def pdf(table: PairTable, r: np.ndarray, params: PDFParams = PDFParams(), strain
         g *= np.exp(-0.5 * (rg * params.qdamp) ** 2)
     if params.spdiameter > 0:
         g *= _sphere_envelope(rg, params.spdiameter)
-
-    # -- Qmax (and qmin) termination: sine transform of the curve tapered to 0 at r_end
     if params.qmax > 0:
-        from scipy import fft as sfft
-
-        taper_start = r_out + 0.5 * (r_end - r_out)
-        x = np.clip((rg - taper_start) / (r_end - taper_start), 0.0, 1.0)
-        g *= 0.5 * (1 + np.cos(math.pi * x))
-        n_dst = _transform_length(2 * n_grid, params.qmax)
-        padded = np.zeros(n_dst - 1)
-        padded[: n_grid - 1] = g[1:]
-        coef = sfft.dst(padded, type=1)
-        qk = math.pi * np.arange(1, n_dst) / (n_dst * STEP)
-        # the sine series approximates the integral over 0..qmax: trapezoid weights at the ends
-        weights = np.clip((params.qmax - qk) / (qk[1] - qk[0]) + 0.5, 0.0, 1.0)
-        if params.qmin > 0:
-            weights *= np.clip((qk - params.qmin) / (qk[1] - qk[0]) + 0.5, 0.0, 1.0)
-        coef *= weights
-        g = np.concatenate(([0.0], sfft.idst(coef, type=1)[: n_grid - 1]))
+        g = _terminated(g, rg, r_out, r_end, params)
     g *= params.scale
+    return _at_points(g, rg, r)
 
-    # -- onto the requested points
+
+def _checked_points(table: PairTable, r: np.ndarray, strain: float) -> np.ndarray:
+    """``r`` as a float array, once it and ``strain`` are checked against the table."""
+    r = np.asarray(r, dtype=float)
+    if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)):
+        raise SimulationError("r must be a non-empty 1-D array of finite values")
+    if r.min() < 0:
+        raise SimulationError(f"r must be >= 0 Å, got {r.min():g}")
+    if r.max() > table.rmax + 1e-9:
+        raise SimulationError(
+            f"r reaches {r.max():g} Å but the pair table was built for rmax {table.rmax:g} Å; "
+            "build it with a larger rmax"
+        )
+    if not (math.isfinite(strain) and abs(strain) <= STRAIN_LIMIT):
+        raise SimulationError(f"strain must be within ±{STRAIN_LIMIT}, got {strain}")
+    return r
+
+
+def _entries(table: PairTable, params: PDFParams):
+    """``(distance, spread, weight, pair_type, σp²)`` of the table's entries for ``params``: the
+    entries binned by the structure's own mean-square displacements when ``params.uiso`` is None
+    (an array of σp²), else the plain entries with ``σp² = 2·uiso`` (a scalar)."""
+    if params.uiso is None:
+        if table.msd is None or table.missing_adps:
+            atoms = ", ".join(table.missing_adps[:5]) or "all atoms"
+            raise SimulationError(
+                f"uiso=None keeps the structure's displacement parameters, but {atoms} have none (U = 0); "
+                "give a uiso"
+            )
+        return table.msd_distance, table.msd_spread, table.msd_weight, table.msd_pair_type, table.msd
+    return table.distance, table.spread, table.weight, table.pair_type, np.float64(2.0 * params.uiso)
+
+
+def _computed_range(table: PairTable, params: PDFParams, r_out: float, stretch: float, dist: np.ndarray,
+                    sigp2: Any) -> tuple[float, int]:
+    """``(r_end, n_use)``: where the computed curve ends (:data:`RIPPLES` termination ripples
+    and 2 Å beyond ``r_out``, as far as the table's complete pairs allow) and how many of the
+    entries (sorted by ``dist``) have peaks reaching into it."""
+    margin = 2.0 + (2 * math.pi * RIPPLES / params.qmax if params.qmax > 0 else 0.0)
+    sig_max = math.sqrt(float(np.max(sigp2)) * max(1.0, 1.0 + params.qbroad**2 * table.reach**2) + PAIR_BIN**2)
+    r_end = min(r_out + margin, table.reach * stretch - PEAK_SIGMAS * sig_max)
+    if r_end < r_out + 1.0:
+        raise SimulationError(
+            f"peaks are too broad (σ up to {sig_max:.2f} Å) for a table built for rmax {table.rmax:g} Å; "
+            "build it with a larger rmax"
+        )
+    n_use = int(np.searchsorted(dist, (r_end + PEAK_SIGMAS * sig_max) / stretch, side="right"))
+    return r_end, n_use
+
+
+def _broadened_peaks(ds: np.ndarray, weight: np.ndarray, u: np.ndarray, q_cut: float, n_grid: int) -> np.ndarray:
+    """Σ weight · Gaussian(r; distance, variance u) on the first ``n_grid`` points of the
+    :data:`STEP` grid, accurate up to wave number ``q_cut``.
+
+    Each entry is split between two neighbouring widths (variance-preserving, :func:`_width_nodes`)
+    and two neighbouring grid points (linear), then every width group is broadened in Fourier space.
+    """
+    from scipy import fft as sfft
+
+    nodes = _width_nodes(float(u.min()), float(u.max()), q_cut)
+    j = np.clip(np.searchsorted(nodes, u, side="right") - 1, 0, len(nodes) - 2)
+    a = (nodes[j + 1] - u) / (nodes[j + 1] - nodes[j])
+    pad = int(math.ceil(2 * PEAK_SIGMAS * math.sqrt(nodes[-1]) / STEP)) + 2
+    length = sfft.next_fast_len(n_grid + pad, real=True)
+    p = ds / STEP
+    i0 = np.floor(p).astype(np.int64)
+    t = p - i0
+    base = j * length + i0
+    idx = np.concatenate((base, base + 1, base + length, base + length + 1))
+    wts = np.concatenate((weight * a * (1 - t), weight * a * t, weight * (1 - a) * (1 - t), weight * (1 - a) * t))
+    hist = np.bincount(idx, weights=wts, minlength=len(nodes) * length).reshape(len(nodes), length)
+    k = 2 * math.pi * np.fft.rfftfreq(length, d=STEP)
+    spectrum = sfft.rfft(hist, axis=1)
+    transfer = np.exp(-0.5 * nodes[:, None] * k[None, :] ** 2)
+    # undo the mean smoothing of the linear assignment to grid points, sinc²(k·STEP/2)
+    transfer /= np.maximum(np.sinc(k * STEP / (2 * math.pi)) ** 2, 0.5)[None, :]
+    return sfft.irfft(np.einsum("jk,jk->k", spectrum, transfer), n=length)[:n_grid] / STEP
+
+
+def _terminated(g: np.ndarray, rg: np.ndarray, r_out: float, r_end: float, params: PDFParams) -> np.ndarray:
+    """The Qmax (and qmin) termination of ``g`` on the grid ``rg``: the sine transform of the
+    curve tapered to 0 between ``r_out`` and ``r_end``, cut to ``qmin ≤ Q ≤ qmax``, transformed
+    back. ``g`` is tapered in place."""
+    from scipy import fft as sfft
+
+    n_grid = len(g)
+    taper_start = r_out + 0.5 * (r_end - r_out)
+    x = np.clip((rg - taper_start) / (r_end - taper_start), 0.0, 1.0)
+    g *= 0.5 * (1 + np.cos(math.pi * x))
+    n_dst = _transform_length(2 * n_grid, params.qmax)
+    padded = np.zeros(n_dst - 1)
+    padded[: n_grid - 1] = g[1:]
+    coef = sfft.dst(padded, type=1)
+    qk = math.pi * np.arange(1, n_dst) / (n_dst * STEP)
+    # the sine series approximates the integral over 0..qmax: trapezoid weights at the ends
+    weights = np.clip((params.qmax - qk) / (qk[1] - qk[0]) + 0.5, 0.0, 1.0)
+    if params.qmin > 0:
+        weights *= np.clip((qk - params.qmin) / (qk[1] - qk[0]) + 0.5, 0.0, 1.0)
+    coef *= weights
+    return np.concatenate(([0.0], sfft.idst(coef, type=1)[: n_grid - 1]))
+
+
+def _at_points(g: np.ndarray, rg: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``g`` (on the :data:`STEP` grid ``rg``) at the points ``r``: the grid values where ``r``
+    is on the grid, else a cubic spline through the grid points around ``r``."""
     pos = r / STEP
     on_grid = np.abs(pos - np.rint(pos)) < 1e-6
     if on_grid.all():
@@ -570,7 +609,7 @@ def pdf(table: PairTable, r: np.ndarray, params: PDFParams = PDFParams(), strain
     from scipy.interpolate import CubicSpline
 
     lo = max(int(math.floor(pos.min())) - 3, 0)
-    hi = min(int(math.ceil(pos.max())) + 4, n_grid)
+    hi = min(int(math.ceil(pos.max())) + 4, len(g))
     return CubicSpline(rg[lo:hi], g[lo:hi])(r)
 
 
