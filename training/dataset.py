@@ -532,6 +532,10 @@ def build_dataset(
     ``distributed.Client``), in shards written to ``out/work`` and reused on a rerun.
     ``variants`` symmetry-preserving variants of each structure (:mod:`training.variants`) get
     ``augment`` PDFs each too; they share the structure's split group.
+
+    The steps: the plan (what decides the shards) checked against ``out/work``, the shards not
+    there yet built (:func:`_build_shards`), all shards joined (:func:`_join_shards`), the
+    dataset files written with their metadata (:func:`_dataset_info`).
     """
     from training.datafiles import write_dataset
 
@@ -570,52 +574,20 @@ def build_dataset(
     todo = [s for s in specs if not shard_path(work, s.index).exists()]
 
     start = time.perf_counter()
-    structures_built = rows_built = 0
-    if todo:
-        runner = _run_dask(todo, scheduler) if scheduler is not None else _run_local(todo, workers)
-        bar = _progress() if progress else None
-        if bar is not None:
-            bar.start()
-            job = bar.add_task("shards", total=len(specs), completed=len(specs) - len(todo), pdfs=0)
-        try:
-            for result in runner:
-                save_shard(work, result)
-                structures_built += result.n_structures
-                rows_built += len(result.y)
-                if bar is not None:
-                    bar.update(job, advance=1, pdfs=rows_built)
-        finally:
-            if bar is not None:
-                bar.stop()
+    structures_built, rows_built = _build_shards(work, todo, len(specs), workers, scheduler, progress)
     wall = time.perf_counter() - start
 
-    results = [load_shard(shard_path(work, s.index)) for s in specs]
-    x = np.concatenate([r.x for r in results]) if results else np.zeros((0, grid.npoints), np.float32)
-    y = np.concatenate([r.y for r in results]).astype(np.int32)
-    manifest = [m for r in results for m in r.manifest]
-    skipped = [s for r in results for s in r.skipped]
+    x, y, manifest, skipped, n_structures = _join_shards(work, specs, grid)
     if len(y) == 0:
         reasons = _count_kinds(skipped)
         raise BuildError(f"no PDFs were made from {len(tasks)} structures (skipped: {reasons})")
     _write_skipped(out, skipped)
     classes, counts = np.unique(y, return_counts=True)
-    n_structures = sum(r.n_structures for r in results)
-    info = {
-        "grid": grid.as_dict(),
-        "seed": seed,
-        "command": command,
-        "augment": augment,
-        "variants": variants,
-        "augmentation": asdict(augmentation),
-        "symprec": symprec,
-        "n_structures": n_structures,
-        "sources": sorted({m["source"].split(":")[0] for m in manifest}),
-        "skipped": _count_kinds(skipped),
-        "sgmine_version": sgmine.__version__,
-        "description": description
-        or f"{len(y)} simulated PDFs of {n_structures} structures ({', '.join(sorted({m['source'].split(':')[0] for m in manifest}))}), "
-        f"{augment} per structure, space groups {', '.join(str(int(c)) for c in classes)}",
-    }
+    info = _dataset_info(
+        grid=grid, seed=seed, command=command, augment=augment, variants=variants, augmentation=augmentation,
+        symprec=symprec, n_structures=n_structures, manifest=manifest, skipped=skipped, classes=classes,
+        n_rows=len(y), description=description,
+    )
     write_dataset(out, x, y, manifest, info)
     return BuildSummary(
         out=out,
@@ -629,6 +601,66 @@ def build_dataset(
         structures_built=structures_built,
         rows_built=rows_built,
     )
+
+
+def _build_shards(work: Path, todo: list[ShardSpec], n_shards: int, workers: int, scheduler: Any,
+                  progress: bool) -> tuple[int, int]:
+    """Build the shards ``todo`` (of ``n_shards`` in all) on the local pool or the Dask
+    scheduler, saving each to ``work`` as it finishes; returns the structures and rows built."""
+    structures_built = rows_built = 0
+    if not todo:
+        return structures_built, rows_built
+    runner = _run_dask(todo, scheduler) if scheduler is not None else _run_local(todo, workers)
+    bar = _progress() if progress else None
+    if bar is not None:
+        bar.start()
+        job = bar.add_task("shards", total=n_shards, completed=n_shards - len(todo), pdfs=0)
+    try:
+        for result in runner:
+            save_shard(work, result)
+            structures_built += result.n_structures
+            rows_built += len(result.y)
+            if bar is not None:
+                bar.update(job, advance=1, pdfs=rows_built)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return structures_built, rows_built
+
+
+def _join_shards(work: Path, specs: list[ShardSpec], grid: Grid):
+    """The shards of ``specs`` read back from ``work`` and joined in shard order:
+    ``(x, y, manifest rows, skipped, number of structures)``."""
+    results = [load_shard(shard_path(work, s.index)) for s in specs]
+    x = np.concatenate([r.x for r in results]) if results else np.zeros((0, grid.npoints), np.float32)
+    y = np.concatenate([r.y for r in results]).astype(np.int32)
+    manifest = [m for r in results for m in r.manifest]
+    skipped = [s for r in results for s in r.skipped]
+    return x, y, manifest, skipped, sum(r.n_structures for r in results)
+
+
+def _dataset_info(*, grid: Grid, seed: int, command: str, augment: int, variants: int, augmentation: Augmentation,
+                  symprec: float, n_structures: int, manifest: list[dict[str, Any]],
+                  skipped: list[tuple[str, str, str]], classes: np.ndarray, n_rows: int,
+                  description: str | None) -> dict[str, Any]:
+    """The dataset's metadata (``dataset.json``): how it was built, from what, and a description
+    (``description``, else one made from the counts, sources and classes)."""
+    return {
+        "grid": grid.as_dict(),
+        "seed": seed,
+        "command": command,
+        "augment": augment,
+        "variants": variants,
+        "augmentation": asdict(augmentation),
+        "symprec": symprec,
+        "n_structures": n_structures,
+        "sources": sorted({m["source"].split(":")[0] for m in manifest}),
+        "skipped": _count_kinds(skipped),
+        "sgmine_version": sgmine.__version__,
+        "description": description
+        or f"{n_rows} simulated PDFs of {n_structures} structures ({', '.join(sorted({m['source'].split(':')[0] for m in manifest}))}), "
+        f"{augment} per structure, space groups {', '.join(str(int(c)) for c in classes)}",
+    }
 
 
 def _count_kinds(skipped: list[tuple[str, str, str]]) -> dict[str, int]:
@@ -719,26 +751,11 @@ def dataset_command(
     groups = parse_space_groups(space_groups)
     if synthetic and groups is None:
         raise typer.BadParameter("--synthetic needs a list of --space-groups, not 'all'")
-    tasks: list[Any] = []
     try:
-        if cif_dir is not None:
-            found = structures.cif_directory(cif_dir)
-            console.print(f"{cif_dir}: {len(found)} CIF files")
-            tasks += found
-        for table in cif_table:
-            taken = {_task_id(t) for t in tasks}
-            found = [t for t in structures.cif_table(table, list(groups) if groups else None) if _task_id(t) not in taken]
-            console.print(f"{table}: {len(found)} rows selected")
-            tasks += found
-        if synthetic:
-            tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms)
-        if prototypes:
-            kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
-            tasks += structures.prototype_crystals(prototypes, kinds, seed)
-        if 0 < max_structures < len(tasks):
-            keep = np.sort(np.random.default_rng(seed).choice(len(tasks), max_structures, replace=False))
-            tasks = [tasks[i] for i in keep]
-            console.print(f"using a random sample of {max_structures} structures")
+        tasks = _gather_tasks(
+            console, cif_dir=cif_dir, cif_table=cif_table, synthetic=synthetic, groups=groups, seed=seed,
+            synthetic_max_atoms=synthetic_max_atoms, prototypes=prototypes, max_structures=max_structures,
+        )
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
             shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants,
@@ -748,6 +765,41 @@ def dataset_command(
     except (structures.StructureError, BuildError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+    _print_summary(console, summary)
+
+
+def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path], synthetic: int,
+                  groups: Optional[tuple[int, ...]], seed: int, synthetic_max_atoms: int, prototypes: int,
+                  max_structures: int) -> list[Any]:
+    """The structure tasks of ``sgmine-train dataset``, in this order: the CIF folder, each CIF
+    table (ids already taken skipped), synthetic crystals, prototypes; then a random sample of
+    ``max_structures`` of them (from ``seed``) when that is fewer."""
+    from training import structures
+
+    tasks: list[Any] = []
+    if cif_dir is not None:
+        found = structures.cif_directory(cif_dir)
+        console.print(f"{cif_dir}: {len(found)} CIF files")
+        tasks += found
+    for table in cif_table:
+        taken = {_task_id(t) for t in tasks}
+        found = [t for t in structures.cif_table(table, list(groups) if groups else None) if _task_id(t) not in taken]
+        console.print(f"{table}: {len(found)} rows selected")
+        tasks += found
+    if synthetic:
+        tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms)
+    if prototypes:
+        kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
+        tasks += structures.prototype_crystals(prototypes, kinds, seed)
+    if 0 < max_structures < len(tasks):
+        keep = np.sort(np.random.default_rng(seed).choice(len(tasks), max_structures, replace=False))
+        tasks = [tasks[i] for i in keep]
+        console.print(f"using a random sample of {max_structures} structures")
+    return tasks
+
+
+def _print_summary(console: Any, summary: BuildSummary) -> None:
+    """What ``sgmine-train dataset`` made: rows, per-group counts, skips, this run's throughput."""
     console.print(
         f"wrote {summary.n_rows} PDFs of {summary.n_structures} structures to {summary.out} "
         f"({summary.shards_built} shards built, {summary.shards_reused} reused)"
