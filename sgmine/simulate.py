@@ -282,6 +282,11 @@ def pair_table(structure: Any, rmax: float = 30.0, radiation: str = "xray") -> P
     """Find all pair distances of ``structure`` needed for PDFs up to ``rmax`` Å (the
     once-per-structure work). ``radiation`` is checked (weights must exist for all elements)
     but a table serves both radiations: :func:`pdf` applies the weights of ``params.radiation``.
+
+    The steps: the cell, its elements and ADPs; the lattice translations within reach
+    (:func:`_lattice_shifts`); every pair of an atom of the cell with another atom
+    (:func:`_pairs`), binned by element pair and distance (:func:`_compress`) and, with ADPs,
+    by mean-square displacement too (:func:`_add_msd_bins`).
     """
     if not (math.isfinite(rmax) and rmax > 0):
         raise SimulationError(f"rmax must be a positive number of Å, got {rmax}")
@@ -320,41 +325,14 @@ def pair_table(structure: Any, rmax: float = 30.0, radiation: str = "xray") -> P
     reach = (rmax + TABLE_MARGIN) / (1.0 - STRAIN_LIMIT)
     frac = np.mod(np.array([a.xyz for a in stru], dtype=float), 1.0)
     cart = frac @ base
-    # lattice translations that can bring an atom within reach of an atom of the cell
-    rec_norms = np.linalg.norm(np.linalg.inv(base), axis=0)  # |a*|, |b*|, |c*| (no 2π)
-    nmax = np.ceil(reach * rec_norms).astype(int) + 1
-    grids = np.meshgrid(*[np.arange(-n, n + 1) for n in nmax], indexing="ij")
-    shifts = np.stack([g.ravel() for g in grids], axis=1) @ base  # (K, 3)
-    diameter = float(np.max(np.linalg.norm(np.array([[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]]) @ base, axis=1)))
-    shifts = shifts[np.einsum("kx,kx->k", shifts, shifts) <= (reach + diameter) ** 2]
-
+    shifts = _lattice_shifts(base, reach)
     nbins = int(math.ceil(reach / PAIR_BIN)) + 1
-    n_types = len(pair_elements)
-    parts: list[tuple[np.ndarray, ...]] = []
-    n_pairs = 0
-    for i in range(len(stru)):
-        js = np.arange(i, len(stru))
-        vec = shifts[:, None, :] + (cart[js] - cart[i])[None, :, :]  # (K, nj, 3)
-        d2 = np.einsum("kjx,kjx->kj", vec, vec)
-        kk, jj = np.nonzero((d2 >= MIN_PAIR_DISTANCE**2) & (d2 <= reach * reach))
-        if kk.size == 0:
-            continue
-        dist = np.sqrt(d2[kk, jj])
-        j_atoms = js[jj]
-        w = occ[i] * occ[j_atoms] * np.where(j_atoms == i, 1.0, 2.0)  # ordered pairs
-        ptype = type_of[el_index[i], el_index[j_atoms]]
-        key = ptype * nbins + np.minimum((dist / PAIR_BIN).astype(np.int64), nbins - 1)
-        msd = None
-        if has_adps:
-            unit = vec[kk, jj] / dist[:, None]
-            msd = np.einsum("px,pxy,py->p", unit, U[i][None, :, :] + U[j_atoms], unit)
-        parts.append((key, dist, w, msd))
-        n_pairs += int(w.size)
-    if not parts:
+    pair_type = type_of[el_index[:, None], el_index[None, :]]  # of atoms i, j of the cell
+    key, dist, w, msd, n_pairs = _pairs(cart, shifts, reach, occ, pair_type, nbins, U if has_adps else None)
+    if key is None:
         raise SimulationError(f"structure {source!r} has no atom pairs within {reach:.1f} Å")
-    key, dist, w, msd = (np.concatenate(x) if x[0] is not None else None for x in zip(*parts))
 
-    entries = _compress(key, dist, w, size=n_types * nbins)
+    entries = _compress(key, dist, w, size=len(pair_elements) * nbins)
     table = PairTable(
         elements=elements,
         element_occupancy=element_occupancy,
@@ -371,16 +349,68 @@ def pair_table(structure: Any, rmax: float = 30.0, radiation: str = "xray") -> P
         source=source,
     )
     if msd is not None:
-        good = msd > 0
-        # bin also by log msd in steps of 0.5 %: pairs in one bin share a width
-        mbin = np.round(np.log(msd[good]) / math.log(1.005)).astype(np.int64)
-        mbin -= mbin.min()
-        nm = int(mbin.max()) + 1
-        d_m, spread_m, w_m, key_m, msd_m = _compress(key[good] * nm + mbin, dist[good], w[good], msd[good])
-        table.msd_distance, table.msd_spread, table.msd_weight = d_m, spread_m, w_m
-        table.msd_pair_type = key_m // nm // nbins
-        table.msd = msd_m
+        _add_msd_bins(table, key, dist, w, msd, nbins)
     return table
+
+
+def _lattice_shifts(base: np.ndarray, reach: float) -> np.ndarray:
+    """(K, 3) Cartesian lattice translations (of the lattice vectors, rows of ``base``) that can
+    bring an atom of the cell within ``reach`` Å of another atom of the cell."""
+    rec_norms = np.linalg.norm(np.linalg.inv(base), axis=0)  # |a*|, |b*|, |c*| (no 2π)
+    nmax = np.ceil(reach * rec_norms).astype(int) + 1
+    grids = np.meshgrid(*[np.arange(-n, n + 1) for n in nmax], indexing="ij")
+    shifts = np.stack([g.ravel() for g in grids], axis=1) @ base  # (K, 3)
+    diameter = float(np.max(np.linalg.norm(np.array([[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]]) @ base, axis=1)))
+    return shifts[np.einsum("kx,kx->k", shifts, shifts) <= (reach + diameter) ** 2]
+
+
+def _pairs(cart: np.ndarray, shifts: np.ndarray, reach: float, occ: np.ndarray, pair_type: np.ndarray, nbins: int,
+           U: np.ndarray | None):
+    """Every pair of an atom ``i`` of the cell (Cartesian positions ``cart``) with an atom ``j >= i``
+    shifted by one of ``shifts``, from :data:`MIN_PAIR_DISTANCE` to ``reach`` Å:
+    ``(key, distance, weight, msd, number of pairs)``, or ``None`` in place of the arrays when
+    there is none. ``key`` is ``pair_type[i, j] * nbins`` + the distance bin (:data:`PAIR_BIN`),
+    ``weight`` the occupancy product counted for both orders, ``msd`` (with Cartesian ADPs ``U``,
+    else None) the pair's mean-square displacement along the bond."""
+    parts: list[tuple[np.ndarray, ...]] = []
+    n_pairs = 0
+    for i in range(len(cart)):
+        js = np.arange(i, len(cart))
+        vec = shifts[:, None, :] + (cart[js] - cart[i])[None, :, :]  # (K, nj, 3)
+        d2 = np.einsum("kjx,kjx->kj", vec, vec)
+        kk, jj = np.nonzero((d2 >= MIN_PAIR_DISTANCE**2) & (d2 <= reach * reach))
+        if kk.size == 0:
+            continue
+        dist = np.sqrt(d2[kk, jj])
+        j_atoms = js[jj]
+        w = occ[i] * occ[j_atoms] * np.where(j_atoms == i, 1.0, 2.0)  # ordered pairs
+        ptype = pair_type[i, j_atoms]
+        key = ptype * nbins + np.minimum((dist / PAIR_BIN).astype(np.int64), nbins - 1)
+        msd = None
+        if U is not None:
+            unit = vec[kk, jj] / dist[:, None]
+            msd = np.einsum("px,pxy,py->p", unit, U[i][None, :, :] + U[j_atoms], unit)
+        parts.append((key, dist, w, msd))
+        n_pairs += int(w.size)
+    if not parts:
+        return None, None, None, None, 0
+    key, dist, w, msd = (np.concatenate(x) if x[0] is not None else None for x in zip(*parts))
+    return key, dist, w, msd, n_pairs
+
+
+def _add_msd_bins(table: PairTable, key: np.ndarray, dist: np.ndarray, w: np.ndarray, msd: np.ndarray,
+                  nbins: int) -> None:
+    """Fill ``table.msd_*``: the pairs (with their ``key`` of pair type and distance bin) binned
+    also by log msd in steps of 0.5 %, so that the pairs of one entry share a width."""
+    good = msd > 0
+    mbin = np.round(np.log(msd[good]) / math.log(1.005)).astype(np.int64)
+    mbin -= mbin.min()
+    nm = int(mbin.max()) + 1
+    d_m, spread_m, w_m, key_m, msd_m = _compress(key[good] * nm + mbin, dist[good], w[good], msd[good])
+    table.msd_distance, table.msd_spread, table.msd_weight = d_m, spread_m, w_m
+    table.msd_pair_type = key_m // nm // nbins
+    table.msd = msd_m
+
 
 
 def _compress(key: np.ndarray, dist: np.ndarray, w: np.ndarray, extra: np.ndarray | None = None, size: int = 0):
