@@ -547,24 +547,10 @@ def build_dataset(
         raise BuildError("no structures to build from: give --cif-dir, --cif-table and/or --synthetic N")
     out = Path(out)
     groups = tuple(sorted({int(g) for g in space_groups})) if space_groups is not None else None
-    ids = [_task_id(t) for t in tasks]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise BuildError(f"structure ids are not unique (e.g. {dup}); each structure needs its own id")
-    plan = {
-        "structures": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-        "n_structures": len(tasks),
-        "augment": augment,
-        "seed": seed,
-        "space_groups": groups,
-        "shard_size": shard_size,
-        "symprec": symprec,
-        "max_atoms": max_atoms,
-        "augmentation": asdict(augmentation),
-        "grid": grid.as_dict(),
-        "command": command,
-        **({"variants": variants} if variants else {}),
-    }
+    plan = _plan(
+        _unique_ids(tasks), augment=augment, seed=seed, groups=groups, shard_size=shard_size, symprec=symprec,
+        max_atoms=max_atoms, augmentation=augmentation, grid=grid, command=command, variants=variants,
+    )
     work = _prepare_work(out, plan, fresh)
     specs = [
         ShardSpec(i, tasks[start : start + shard_size], augment, seed, groups, symprec, max_atoms, augmentation, grid,
@@ -601,6 +587,36 @@ def build_dataset(
         structures_built=structures_built,
         rows_built=rows_built,
     )
+
+
+def _unique_ids(tasks: list[Any]) -> list[str]:
+    """The structure ids of ``tasks``; a :class:`BuildError` when two tasks share one."""
+    ids = [_task_id(t) for t in tasks]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise BuildError(f"structure ids are not unique (e.g. {dup}); each structure needs its own id")
+    return ids
+
+
+def _plan(ids: list[str], *, augment: int, seed: int, groups: Optional[tuple[int, ...]], shard_size: int,
+          symprec: float, max_atoms: int, augmentation: Augmentation, grid: Grid, command: str,
+          variants: int) -> dict[str, Any]:
+    """What the shards are built from (``work/plan.json``; all but ``command`` decide their
+    contents, see :func:`_plan_fingerprint`)."""
+    return {
+        "structures": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        "n_structures": len(ids),
+        "augment": augment,
+        "seed": seed,
+        "space_groups": groups,
+        "shard_size": shard_size,
+        "symprec": symprec,
+        "max_atoms": max_atoms,
+        "augmentation": asdict(augmentation),
+        "grid": grid.as_dict(),
+        "command": command,
+        **({"variants": variants} if variants else {}),
+    }
 
 
 def _build_shards(work: Path, todo: list[ShardSpec], n_shards: int, workers: int, scheduler: Any,
