@@ -155,3 +155,87 @@ def test_identify_ni_with_the_example_cifs(tmp_path):
     summary = list(csv.DictReader((tmp_path / "ni.summary.csv").open()))
     assert summary[0]["best_space_group"] == "225" and summary[0]["ranking"].startswith("225 ")
     assert (tmp_path / "Ni.gr.identify.png").stat().st_size > 1000
+
+
+def test_screen_agrees_with_diffpy_morph(small):
+    """The vectorised screen against diffpy.morph (scale and stretch refined by least squares,
+    started at the screen's stretch) on the same pairs: stored curve × measured Ni.gr."""
+    morph = pytest.importorskip("diffpy.morph.morphpy", reason="diffpy.morph is not installed")
+    from scipy.interpolate import CubicSpline
+
+    from sgmine.gr import read_gr
+
+    lib, curves = small
+    curve = read_gr(NI_GR)
+    prepared = S.prepare(curves, qmax=25.0, qdamp=None)
+    result = S.screen(curve.r, curve.g, prepared, curves=curves, qmax=25.0)
+    fine = np.arange(0.0, 35.9, 0.005)  # diffpy.morph interpolates linearly: give it a fine grid
+    keep = curve.r <= 31.0
+    target = np.c_[curve.r[keep], curve.g[keep]]
+    for name in ("Ni", "CuPd-CsCl"):  # the match and the best-screened decoy
+        i = list(lib.ids).index(name)
+        info, _ = morph.morph_arrays(np.c_[fine, CubicSpline(S.curve_grid(), prepared[i])(fine)], target, scale=1.0,
+                                     stretch=float(result.stretch[i]) - 1.0, xmin=1.5, xmax=30.0)
+        assert abs(result.rw[i] - info["Rw"]) < 0.012, (name, result.rw[i], info["Rw"])  # measured 0.008 (Ni), 0.000
+        assert abs(result.stretch[i] - 1.0 - info["stretch"]) < 0.002
+
+
+PDFGETN_HEADER = """History written: Wed Oct 12 14:46:29 2005
+##### Vanadium     runCorrection=T
+##### Sample Material     numElements=1     NormLaue=0.0
+Element relAtomNum atomMass atomCoherCS atomIncoherCS atomAbsorpCS
+  Ni        1.0000   58.693     13.3000        5.2000      4.49000
+## Damp     Qmin=0.85     Qmax=35.00     startDampQ=35.00    QAveMin=0.6
+##### start data
+#L r G(r) dr dG(r)
+"""
+PDFGETX2_HEADER = """History written: Thu Jul  5 18:14:07 2007
+title=X-ray PDF
+## X-Ray   radiationtype=3
+## S(q)  qmin=0.010000    qmax=26.000000    qgrid=0.000000
+optqmin=10.0000    optqmax=30.0000    optqgrid=0.00000
+##### start data
+#L r G(r) dr dG(r)
+"""
+
+
+@pytest.mark.parametrize("header, expected", [(PDFGETN_HEADER, ("neutron", 35.0)), (PDFGETX2_HEADER, ("xray", 26.0)),
+                                              ("", ("neutron", None))])
+def test_radiation_and_qmax_from_pdfgetn_and_pdfgetx2_headers(tmp_path, header, expected):
+    """Several key=value words on a line (PDFgetN, PDFgetX2): the screen and the fits read the
+    radiation and Qmax there; a header that says nothing leaves --radiation/--qmax in charge."""
+    from sgmine.gr import read_gr
+    from sgmine_diffpy.identify import file_settings
+    from sgmine_diffpy.refine import experiment_settings
+
+    path = tmp_path / "x.gr"
+    path.write_text(header + "".join(f"{r:.2f} {np.sin(r):.5f} 0 0\n" for r in np.arange(0.01, 20, 0.01)))
+    curve = read_gr(path)
+    rad, qmax, qdamp = file_settings(curve, None, None, "neutron")
+    assert (rad, qmax, qdamp) == (*expected, None)
+    if expected[1] is not None:
+        assert experiment_settings(curve, 20.0, None)[0] == expected[1]  # the header's, not the option's
+
+
+def test_a_failing_refinement_is_a_row_and_the_batch_is_written(tmp_path, monkeypatch):
+    """A refinement that raises costs its row (status error, the message), not the others and
+    not the table, which is written whole (atomically: no temporary file left)."""
+    import sgmine_diffpy.refine as refine
+
+    real = refine.fit_candidate
+
+    def flaky(candidate, curve, **options):
+        if candidate.cif == "Si":
+            raise RuntimeError("pdffit2 exploded")
+        return real(candidate, curve, **options)
+
+    monkeypatch.setattr(refine, "fit_candidate", flaky)
+    out = tmp_path / "ni.csv"
+    result = runner.invoke(app, ["identify", str(NI_GR), str(NI_GR), "--library", str(CIFS), "--top", "7", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 14
+    failed = [r for r in rows if r["status"] == "error"]
+    assert [r["structure_id"] for r in failed] == ["Si", "Si"] and all("pdffit2 exploded" in r["message"] for r in failed)
+    assert rows[0]["structure_id"] == "Ni" and float(rows[0]["rw"]) < 0.15
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["ni.csv", "ni.summary.csv"]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from sgmine.model import Model
 from sgmine.prediction import Prediction
 from sgmine.scan import predict
-
 from sgmine_diffpy.library import DEFAULT_SYMPREC, LibraryEntry, StructureSource, load_library
 
 

@@ -51,7 +51,6 @@ def run_refine(
     (``<plot_dir>/<file name>.best-fit.png``). Returns the exit status (see the module text).
     """
     from sgmine.scan import expand_paths, iter_predictions
-
     from sgmine_diffpy.refine import to_csv
 
     try:
@@ -83,7 +82,6 @@ def run_refine(
 def refine_prediction(prediction, library, top_k: int, cif_dir, fit_options: dict) -> list:
     """The fits of one scored file, sorted by Rw; one error row when it cannot be fitted."""
     from sgmine.gr import ReadError, read_gr
-
     from sgmine_diffpy.candidates import candidate_models
     from sgmine_diffpy.refine import fit_candidate, sort_by_rw
 
@@ -163,7 +161,6 @@ def _load_inputs(cif_dir: Path, model_path: Optional[Path]):
     """``(library, model)``; raises :class:`UsageError` when either cannot be used."""
     from sgmine.model import ModelError
     from sgmine.scan import load_model
-
     from sgmine_diffpy.library import LibraryError, load_library
 
     try:

@@ -210,14 +210,17 @@ def _cif_folder(folder: Path, cache: Path, say) -> ScreeningLibrary:
 
 
 def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str | None):
-    """``(radiation name, qmax, qdamp)``: the header's where present, else the options."""
+    """``(radiation name, qmax, qdamp)``: the header's where present (its ``mode``/``stype``/
+    ``qmax``/``qdamp`` entries, else what PDFgetN and PDFgetX2 headers record:
+    :func:`~sgmine_diffpy.refine.header_words`), else the options."""
     from sgmine.gr import header_value
-    from sgmine_diffpy.refine import _float
-    from sgmine_diffpy.refine import radiation as header_radiation
+    from sgmine_diffpy.refine import _float, header_radiation, header_words
 
-    has_header = any(header_value(curve.metadata, k) for k in ("mode", "stype", "radiation"))
-    rad = ("neutron" if header_radiation(curve) == "N" else "xray") if has_header else (radiation or "xray")
+    said = header_radiation(curve)
+    rad = {"N": "neutron", "X": "xray"}[said] if said else (radiation or "xray")
     hq, hd = _float(header_value(curve.metadata, "qmax")), _float(header_value(curve.metadata, "qdamp"))
+    if hq is None:
+        hq = header_words(curve)[1]
     return rad, hq if hq is not None else qmax, hd if hd is not None else qdamp
 
 
@@ -295,9 +298,9 @@ def _cnn(path: str, model) -> tuple[list, str]:
 
 
 def _refine(row: IdentifyRow, lib: StructureLibrary, index: int, stretch: float, curve, qmax, qdamp, rmin, rmax) -> None:
+    from sgmine_diffpy import refine
     from sgmine_diffpy.candidates import CandidateModel, space_group_parameters
-    from sgmine_diffpy.library import LibraryError, standardise
-    from sgmine_diffpy.refine import fit_candidate
+    from sgmine_diffpy.library import standardise
 
     try:
         structure = lib.structure(index)
@@ -305,11 +308,15 @@ def _refine(row: IdentifyRow, lib: StructureLibrary, index: int, stretch: float,
         structure.lattice.setLatPar(lat.a * stretch, lat.b * stretch, lat.c * stretch)
         entry = standardise(structure, row.structure_id)
         phase, sgpars = space_group_parameters(entry)
-    except (LibraryError, ValueError) as exc:
-        row.status, row.message = "error", f"cannot set up the refinement: {exc}"
+    except Exception as exc:  # LibraryError, spglib's and srfit's errors: this structure only
+        row.status, row.message = "error", f"cannot set up the refinement: {type(exc).__name__}: {exc}"
         return
     candidate = CandidateModel(row.file, row.rank, entry.space_group, entry.symbol, row.cnn_probability or 0.0, entry, phase, sgpars)
-    result = fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, max_steps=FIT_STEPS)
+    try:
+        result = refine.fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, max_steps=FIT_STEPS)
+    except Exception as exc:  # fit_candidate reports pdffit2's failures itself; anything else costs this row only
+        row.status, row.message = "error", f"refinement failed: {type(exc).__name__}: {exc}"
+        return
     row.fit = result
     row.status, row.message = result.status, result.message
     row.rw, row.lattice = result.rw, dict(result.lattice)

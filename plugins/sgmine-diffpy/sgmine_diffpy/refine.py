@@ -26,6 +26,7 @@ import csv
 import io
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ def experiment_settings(curve: Curve, qmax: float | None, qdamp: float | None) -
     Qmax 0 (no termination ripples) and :data:`DEFAULT_QDAMP`."""
     notes = []
     header_qmax, header_qdamp = _float(header_value(curve.metadata, "qmax")), _float(header_value(curve.metadata, "qdamp"))
+    if header_qmax is None:
+        header_qmax = header_words(curve)[1]
     q = header_qmax if header_qmax is not None else qmax
     if q is None:
         q = 0.0
@@ -103,13 +106,48 @@ def experiment_settings(curve: Curve, qmax: float | None, qdamp: float | None) -
 
 
 def radiation(curve: Curve) -> str:
-    """pdffit2's scattering type for ``curve``: ``"N"`` when the header's ``mode`` (xPDFsuite,
-    PDFgetX3) or ``stype`` (PDFgui) says neutron, else ``"X"`` (x-ray)."""
+    """pdffit2's scattering type for ``curve``: :func:`header_radiation`, else ``"X"`` (x-ray)."""
+    return header_radiation(curve) or "X"
+
+
+def header_radiation(curve: Curve) -> str | None:
+    """``"N"`` or ``"X"`` when the header says which: its ``mode`` (xPDFsuite, PDFgetX3),
+    ``stype`` (PDFgui) or ``radiation`` entry, else the marks of the reduction program
+    (:func:`header_words`); None when it does not say."""
     for name in ("mode", "stype", "radiation"):
         value = str(header_value(curve.metadata, name) or "").strip().lower()
         if value:
             return "N" if value.startswith("n") else "X"
-    return "X"
+    return header_words(curve)[0]
+
+
+#: Header text that names the radiation in files whose header has no ``mode``/``stype``:
+#: PDFgetN lists the neutron cross sections of the sample's elements (``atomCoherCS``) and
+#: normalises to a vanadium run; PDFgetX2 titles its output ``X-ray PDF`` and has an
+#: ``## X-Ray`` section.
+NEUTRON_MARKS = ("atomcohercs", "pdfgetn", "##### vanadium")
+XRAY_MARKS = ("title=x-ray pdf", "## x-ray", "pdfgetx")
+_WORD = re.compile(r"([A-Za-z_][\w.]*)=(\S+)")
+
+
+def header_words(curve: Curve) -> tuple[str | None, float | None]:
+    """``(radiation "N"/"X" or None, Qmax or None)`` from headers that write several
+    ``key=value`` words on a line (PDFgetN: ``## Damp  Qmin=0.85  Qmax=35.00``; PDFgetX2:
+    ``## S(q)  qmin=0.01  qmax=26.0``), which the ``key = value`` reading of
+    :func:`sgmine.gr.read_gr` leaves out, and the program marks :data:`NEUTRON_MARKS`,
+    :data:`XRAY_MARKS`."""
+    lines = getattr(curve, "header_lines", ()) or ()
+    text = "\n".join(lines).lower()
+    rad = "N" if any(m in text for m in NEUTRON_MARKS) else "X" if any(m in text for m in XRAY_MARKS) else None
+    qmax = None
+    for line in lines:
+        for key, value in _WORD.findall(line):
+            if key.lower() == "qmax" and _float(value) is not None and _float(value) > 0:
+                qmax = _float(value)
+                break
+        if qmax is not None:
+            break
+    return rad, qmax
 
 
 def fit_candidate(
