@@ -322,6 +322,25 @@ _OTHER_LINE_ENDS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _HEAD_CHARS = 4096
 
 
+def _head_block(text: str) -> tuple[list[str], int, int] | None:
+    """``(head lines, first row of the data block, its number of columns)`` from the first
+    :data:`_HEAD_CHARS` characters of ``text``, then 4x more at a time until the block is
+    confirmed by :data:`MIN_BLOCK_ROWS` rows inside the head; None when the whole text has none."""
+    size = _HEAD_CHARS
+    while True:
+        head = text[:size].split("\n")
+        if size < len(text):
+            head.pop()  # cut part-way through a line
+        found = _find_block(head)
+        if found is not None and found[0] + MIN_BLOCK_ROWS > len(head):
+            found = None  # a block not yet confirmed by enough rows inside the head
+        if found is not None:
+            return head, found[0], found[1]
+        if size >= len(text):
+            return None
+        size *= 4
+
+
 def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve | None:
     """The rows of the data block from two below ``r_range[0]`` to two above ``r_range[1]``,
     found by bisection on r over character offsets, so that neither the whole file is split
@@ -333,19 +352,10 @@ def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve |
     """
     if any(mark in text for mark in _OTHER_LINE_ENDS):
         return None
-    found = None
-    size = _HEAD_CHARS
-    while found is None:
-        head = text[:size].split("\n")
-        if size < len(text):
-            head.pop()  # cut part-way through a line
-        found = _find_block(head)
-        if found is not None and found[0] + MIN_BLOCK_ROWS > len(head):
-            found = None  # a block not yet confirmed by enough rows inside the head
-        if found is None and size >= len(text):
-            return None
-        size *= 4
-    start, ncols = found
+    found = _head_block(text)
+    if found is None:
+        return None
+    head, start, ncols = found
     if ncols < 2 or _DECIMAL_COMMAS.fullmatch(head[start]):
         return None
     block = sum(len(line) + 1 for line in head[:start])  # offset of the block's first row
