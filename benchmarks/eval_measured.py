@@ -148,10 +148,10 @@ def real_unseen(rows: list[dict], run: Path, dataset: Path) -> dict:
     group) occur among the run's training and validation rows (AFLOW and MP tables share compounds)."""
     from training.datafiles import read_dataset
     from training.dataset import split_group
-    from training.fit import Split
+    from training.run import RunDir
 
     data = read_dataset(dataset)
-    split = Split.load(run / "split.npz", len(data))
+    split = RunDir(run).split(len(data))
     seen = set(data.groups[np.concatenate([split.train, split.validation])]) if data.groups is not None else set()
     kept = [r for r in rows if split_group(r["formula"], r["space_group"]) not in seen]
     names = {(r["source"], r["name"]) for r in rows}

@@ -436,15 +436,6 @@ class _Scorer:
         return len(x) / best
 
 
-def top1_agreement(fp32: str | Path, int8: str | Path, x: np.ndarray) -> float:
-    """Fraction of rows of ``x`` on which the two models' top-1 classes agree."""
-    if len(x) == 0:
-        raise ValueError("no curves to measure agreement on")
-    a = _Scorer(Path(fp32)).proba(x).argmax(axis=1)
-    b = _Scorer(Path(int8)).proba(x).argmax(axis=1)
-    return float((a == b).mean())
-
-
 def quantize_checked(
     fp32: str | Path,
     out: str | Path,

@@ -590,15 +590,6 @@ def prototype_crystals(n: int, kinds: list[str], seed: int = 0) -> list[Prototyp
     return [PrototypeCrystal(kind, i, seed) for kind in kinds for i in range(n)]
 
 
-def load_all(tasks: list[Any], symprec: float = SYMPREC) -> Iterator[StructureRecord | StructureError]:
-    """Load each task in turn, yielding the record or the :class:`StructureError` that stopped it."""
-    for task in tasks:
-        try:
-            yield task.load(symprec)
-        except StructureError as exc:
-            yield exc
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:200] or type(exc).__name__
