@@ -141,33 +141,17 @@ def scan(
     """Score PDFs and write the top-k candidate space groups of each, one row per input."""
     from sgmine import __version__
     from sgmine.model import ModelError
-    from sgmine.reporters import DEFAULT_REPORTERS, ReportContext, ReporterError, load_reporters
+    from sgmine.reporters import ReportContext
     from sgmine.scan import expand_paths
     from sgmine.table import Checkpointer, render
 
     started = time.monotonic()
     fmt = _output_format(fmt, out)
-    if out is not None and out.is_dir():
-        _fail(f"--out {out} is a directory; give a file name")
-    if out is not None and not out.parent.exists():
-        _fail(f"--out {out}: directory {out.parent} does not exist")
-    if resume and out is None:
-        _fail("--resume needs --out FILE: the output of the scan to continue")
-    if plot_out is not None:
-        _check_plot_out(plot_out)
-
-    names = [n.strip() for value in (report_names or DEFAULT_REPORTERS) for n in value.split(",") if n.strip()]
-    try:
-        reporters = load_reporters(names)
-    except ReporterError as exc:
-        _fail(str(exc))
-
+    _check_outputs(out, resume, plot_out)
+    reporters = _scan_reporters(report_names)
     items = expand_paths(paths)
     model = _load_model(model_path, int8)
-    if top_k > len(model.info.classes):
-        typer.echo(f"sgmine: warning: --top-k {top_k} is more than the model's {len(model.info.classes)} classes; "
-                   f"giving all {len(model.info.classes)}", err=True)
-        top_k = len(model.info.classes)
+    top_k = _top_k_for(model, top_k)
     # Rows scored so far, by input index: those --resume keeps, then each as it is scored.
     results: Dict[int, Prediction] = {}
     if resume and out is not None:
@@ -184,7 +168,47 @@ def scan(
         _stop_interrupted(results, len(items), saver)
     except ModelError as exc:  # the model loaded but cannot score
         _fail(str(exc))
+    _finish_scan(predictions, report_failures, out, plot_out, model, started)
 
+
+def _check_outputs(out: Optional[Path], resume: bool, plot_out: Optional[Path]) -> None:
+    """Exit 2 before any work when ``--out``, ``--resume`` or ``--plot`` cannot be honoured."""
+    if out is not None and out.is_dir():
+        _fail(f"--out {out} is a directory; give a file name")
+    if out is not None and not out.parent.exists():
+        _fail(f"--out {out}: directory {out.parent} does not exist")
+    if resume and out is None:
+        _fail("--resume needs --out FILE: the output of the scan to continue")
+    if plot_out is not None:
+        _check_plot_out(plot_out)
+
+
+def _scan_reporters(report_names: Optional[List[str]]) -> list:
+    """The reporters of ``--report`` (repeated and/or comma-separated names; default csv);
+    exit 2 for an unknown or unloadable one."""
+    from sgmine.reporters import DEFAULT_REPORTERS, ReporterError, load_reporters
+
+    names = [n.strip() for value in (report_names or DEFAULT_REPORTERS) for n in value.split(",") if n.strip()]
+    try:
+        return load_reporters(names)
+    except ReporterError as exc:
+        _fail(str(exc))
+
+
+def _top_k_for(model: "Model", top_k: int) -> int:
+    """``top_k``, or all of the model's classes (with a warning) when it asks for more."""
+    n_classes = len(model.info.classes)
+    if top_k > n_classes:
+        typer.echo(f"sgmine: warning: --top-k {top_k} is more than the model's {n_classes} classes; "
+                   f"giving all {n_classes}", err=True)
+        return n_classes
+    return top_k
+
+
+def _finish_scan(predictions: List["Prediction"], report_failures: List["ReporterFailure"], out: Optional[Path],
+                 plot_out: Optional[Path], model: "Model", started: float) -> None:
+    """After a scan: the reporter failures and counts on stderr, the summary line (with
+    ``--out``), the ``--plot`` picture; exit 1 when some input or reporter call failed."""
     for failure in report_failures:
         typer.echo(f"sgmine: {failure.source}: {failure.message}", err=True)
     failed = sum(not p.ok for p in predictions)
