@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from training.datafiles import read_dataset
-    from training.metrics import score_report
     from training.fit import FitConfig, configure_threads, fit
+    from training.metrics import score_report
     from training.run import RunDir
 
     configure_threads(args.threads)

@@ -10,7 +10,6 @@ The seed corpus is the repository's real and bad example files (copied into the 
 folder on first run).
 """
 
-import os
 import shutil
 import sys
 import tempfile

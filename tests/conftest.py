@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from onnx_builder import build_model
+
 from sgmine.gr import read_gr
 from sgmine.grid import Grid, resample
 

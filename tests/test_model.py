@@ -3,11 +3,11 @@
 import numpy as np
 import onnx
 import pytest
+from conftest import CLASSES, SYMBOLS
 from onnx import numpy_helper
+from onnx_builder import build_model
 from typer.testing import CliRunner
 
-from conftest import CLASSES, SYMBOLS
-from onnx_builder import build_model
 from sgmine.cli import app
 from sgmine.grid import Grid
 from sgmine.model import Model, ModelError, ModelInfo, attach_metadata

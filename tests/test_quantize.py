@@ -15,10 +15,10 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-from typer.testing import CliRunner
-
 from conftest import CLASSES, SYMBOLS
 from onnx_builder import build_model
+from typer.testing import CliRunner
+
 from sgmine.cli import app as sgmine_app
 from sgmine.grid import Grid
 from sgmine.model import (

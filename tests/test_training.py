@@ -7,13 +7,12 @@ dataset (simulated PDFs of Ni, Si and synthetic PyXtal crystals) -> fit (2 epoch
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
-from training.metrics import score_report, top_k_accuracy
 from training.fit import class_weights, learning_rate, one_hot, split_indices
+from training.metrics import score_report, top_k_accuracy
 
 GROUPS = (194, 225, 227)
 

@@ -14,9 +14,9 @@ from sgmine.simulate import PDFParams, pair_table, pdf  # noqa: E402
 from training.structures import StructureError, space_group_of  # noqa: E402
 from training.variants import (  # noqa: E402
     SUBSTITUTES,
+    substituted,
     symmetric_strain,
     symmetric_variant,
-    substituted,
 )
 
 
