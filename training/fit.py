@@ -364,55 +364,26 @@ def fit(
     ``outliers`` (a dataset of other space groups) adds outlier exposure: see :func:`outlier_rows`;
     they join the training part only, with uniform targets and weight :data:`OUTLIER_WEIGHT`
     times the mean in-class weight, so validation and test stay in-class.
+
+    The steps: the split (new, or the interrupted run's, :func:`_start_run`), the training
+    arrays (:func:`_training_rows`), the model (new, or the last checkpoint, :func:`_model`),
+    Keras' fit with the callbacks of :func:`_callbacks`, then ``model.keras`` and
+    ``history.json`` (:func:`_run_record`).
     """
     import keras
-
-    from training.cnn import compile_model
 
     run = RunDir(run_dir)
     run_dir = run.path
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run.checkpoints
-
-    state = None
-    if resume:
-        if not (ckpt / "state.json").is_file() or not (ckpt / "last.keras").is_file():
-            raise FileNotFoundError(f"nothing to resume in {run_dir}: no checkpoints/state.json and last.keras")
-        state = json.loads((ckpt / "state.json").read_text())
-        split = run.split(len(data))
-        previous = json.loads(run.config_file.read_text())
-        if previous.get("classes") != list(data.classes):
-            raise ValueError(f"{run_dir} was trained on classes {previous.get('classes')}, this dataset has {list(data.classes)}")
-    else:
-        split = make_split(data, config)
-        run.save_split(split, len(data))
-        for stale in ("state.json", "last.keras", "best.weights.h5"):
-            (ckpt / stale).unlink(missing_ok=True)
-    config_record = {**asdict(config), "classes": list(data.classes), "n_rows": len(data)}
-    atomic_write(run.config_file, json.dumps(config_record, indent=2))
+    state, split = _start_run(run, data, config, resume)
 
     x = data.x[:, :, None]
     y = one_hot(data.y, data.classes)
     weights = class_weights(data.class_counts(), data.classes)
-    x_train, y_train = x[split.train], y[split.train]
-    w_train = np.array([weights[i] for i in y_train.argmax(axis=1)], dtype=np.float32)
-    n_outliers = 0
-    if outliers is not None:
-        extra = outlier_rows(outliers, data, split.train, config.seed)
-        n_outliers = len(extra)
-        x_train = np.concatenate([x_train, extra[:, :, None]])
-        y_train = np.concatenate([y_train, np.full((n_outliers, len(data.classes)), 1 / len(data.classes), np.float32)])
-        w_train = np.concatenate([w_train, np.full(n_outliers, OUTLIER_WEIGHT * w_train.mean(), np.float32)])
+    x_train, y_train, w_train, n_outliers = _training_rows(data, x, y, weights, split, outliers, config.seed)
 
     keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
-    with distribution_scope():
-        if state is not None:
-            model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
-        else:
-            model = compile_model(
-                build_architecture(config.architecture, len(data.classes), data.x.shape[1]),
-                learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
-            )
+    model = _model(run, data, config, state)
 
     history: dict[str, list[float]] = {k: list(v) for k, v in (state or {}).get("history", {}).items()}
     initial_epoch = int(state["epoch"]) + 1 if state else 0
@@ -440,7 +411,79 @@ def fit(
     atomic_save(lambda p: _without_optimizer(model).save(str(p)), model_path)
     epochs_run = len(history.get("loss", []))
     best_epoch = int(stopper.best_epoch)
-    record = {
+    record = _run_record(
+        data, config, split, history=history, best_epoch=best_epoch, epochs_run=epochs_run, weights=weights,
+        n_outliers=n_outliers, source=source, seconds=seconds,
+    )
+    atomic_write(run.history_file, json.dumps(record, indent=2))
+    return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
+
+
+def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> tuple[dict[str, Any] | None, Split]:
+    """``(state, split)`` of the run: a new split saved to the run directory (and stale
+    checkpoints removed), or with ``resume`` the interrupted run's checkpoint state and split,
+    refused when its classes are not ``data``'s. Writes ``config.json`` either way."""
+    ckpt = run.checkpoints
+    state = None
+    if resume:
+        if not (ckpt / "state.json").is_file() or not (ckpt / "last.keras").is_file():
+            raise FileNotFoundError(f"nothing to resume in {run.path}: no checkpoints/state.json and last.keras")
+        state = json.loads((ckpt / "state.json").read_text())
+        split = run.split(len(data))
+        previous = json.loads(run.config_file.read_text())
+        if previous.get("classes") != list(data.classes):
+            raise ValueError(f"{run.path} was trained on classes {previous.get('classes')}, this dataset has {list(data.classes)}")
+    else:
+        split = make_split(data, config)
+        run.save_split(split, len(data))
+        for stale in ("state.json", "last.keras", "best.weights.h5"):
+            (ckpt / stale).unlink(missing_ok=True)
+    config_record = {**asdict(config), "classes": list(data.classes), "n_rows": len(data)}
+    atomic_write(run.config_file, json.dumps(config_record, indent=2))
+    return state, split
+
+
+def _training_rows(data: Dataset, x: np.ndarray, y: np.ndarray, weights: dict[int, float], split: Split,
+                   outliers: Dataset | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(x, y, sample weights, number of outlier rows)`` of the training part: its rows with
+    their class weights, then the outlier rows (:func:`outlier_rows`) with uniform targets and
+    :data:`OUTLIER_WEIGHT` times the mean class weight."""
+    x_train, y_train = x[split.train], y[split.train]
+    w_train = np.array([weights[i] for i in y_train.argmax(axis=1)], dtype=np.float32)
+    n_outliers = 0
+    if outliers is not None:
+        extra = outlier_rows(outliers, data, split.train, seed)
+        n_outliers = len(extra)
+        x_train = np.concatenate([x_train, extra[:, :, None]])
+        y_train = np.concatenate([y_train, np.full((n_outliers, len(data.classes)), 1 / len(data.classes), np.float32)])
+        w_train = np.concatenate([w_train, np.full(n_outliers, OUTLIER_WEIGHT * w_train.mean(), np.float32)])
+    return x_train, y_train, w_train, n_outliers
+
+
+def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] | None):
+    """The model to train, built where :func:`distribution_scope` says: the last checkpoint when
+    resuming (``state``), else a new compiled network of ``config.architecture``."""
+    import keras
+
+    from training.cnn import compile_model
+
+    with distribution_scope():
+        if state is not None:
+            return keras.saving.load_model(run.checkpoints / "last.keras", safe_mode=True)
+        return compile_model(
+            build_architecture(config.architecture, len(data.classes), data.x.shape[1]),
+            learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
+        )
+
+
+def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict[str, list[float]], best_epoch: int,
+                epochs_run: int, weights: dict[int, float], n_outliers: int, source: str | Path | None,
+                seconds: float) -> dict[str, Any]:
+    """The content of ``history.json``: the epochs, the settings, the split's sizes, the data,
+    the deviations from the reference recipe and the environment."""
+    import keras
+
+    return {
         "history": history,
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
@@ -464,8 +507,6 @@ def fit(
         "environment": {"python": platform.python_version(), "keras": keras.__version__,
                         "backend": _backend(), "devices": _devices()},
     }
-    atomic_write(run.history_file, json.dumps(record, indent=2))
-    return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
 
 
 def _joined(parts: list[Dataset]) -> Dataset:
