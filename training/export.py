@@ -202,18 +202,8 @@ def export_model(
         raise ExportError(f"{model_path} does not end in a softmax (its outputs are not probabilities)")
 
     proto, used = convert(model, converter)
-    report_path = run.report_file
-    metrics: dict[str, Any] = {}
-    if report_path.is_file():
-        report = json.loads(report_path.read_text())
-        metrics = {k: report[k] for k in METRIC_KEYS if k in report}
-        if "baseline" in report:
-            metrics["baseline_top1_accuracy"] = report["baseline"]["top1_accuracy"]
     calibration = run.calibration()
-    if calibration:
-        metrics["in_class_flagged"] = calibration["test"]["flagged"]
-        metrics["expected_calibration_error"] = calibration["test"]["ece_after"]
-        metrics.update({f"flagged: {k}": v["flagged"] for k, v in calibration["out_of_class"].items()})
+    metrics = _card_metrics(run, calibration)
     training_data = description or (data.description if data is not None else None) or record.get("data", {}).get("description")
     info = ModelInfo(
         classes=tuple(int(c) for c in classes),
@@ -245,6 +235,25 @@ def export_model(
 
     atomic_save(write_if_faithful, out)
     return ExportResult(out, info.classes, checked[0], len(x), checked_on, used)
+
+
+def _card_metrics(run: RunDir, calibration: dict[str, Any]) -> dict[str, Any]:
+    """The metrics the model's metadata carries: those of :data:`METRIC_KEYS` from the run's
+    ``report.json`` (and the baseline's top-1 accuracy), and from its ``calibration.json`` the
+    in-class flagged share, the expected calibration error and the flagged share of each
+    out-of-class set."""
+    report_path = run.report_file
+    metrics: dict[str, Any] = {}
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        metrics = {k: report[k] for k in METRIC_KEYS if k in report}
+        if "baseline" in report:
+            metrics["baseline_top1_accuracy"] = report["baseline"]["top1_accuracy"]
+    if calibration:
+        metrics["in_class_flagged"] = calibration["test"]["flagged"]
+        metrics["expected_calibration_error"] = calibration["test"]["ece_after"]
+        metrics.update({f"flagged: {k}": v["flagged"] for k, v in calibration["out_of_class"].items()})
+    return metrics
 
 
 def export_command(
