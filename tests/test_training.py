@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from training.fit import class_weights, learning_rate, one_hot, split_indices
+from training.fit import FitConfig, class_weights, learning_rate, one_hot, split_indices
 from training.metrics import score_report, top_k_accuracy
 
 GROUPS = (194, 225, 227)
@@ -37,6 +37,16 @@ def test_class_weights_are_total_over_count():
     assert class_weights({2: 10, 14: 30, 225: 60}, (225, 2, 14))[0] == pytest.approx(100 / 60)
     # a class with no rows never occurs, so its weight is irrelevant: 0, not a division by zero
     assert class_weights({2: 5, 14: 0}, (2, 14)) == {0: 1.0, 1: 0.0}
+
+
+def test_class_weighting_sqrt_and_none():
+    counts = {2: 10, 14: 40, 225: 50}
+    assert class_weights(counts, (2, 14, 225), weighting="sqrt") == pytest.approx({0: 10**0.5, 1: 2.5**0.5, 2: 2**0.5})
+    assert class_weights(counts, (2, 14, 225), weighting="none") == {0: 1.0, 1: 1.0, 2: 1.0}
+    with pytest.raises(ValueError, match="class weighting"):
+        class_weights(counts, weighting="inverse")
+    with pytest.raises(ValueError, match="class weighting"):
+        FitConfig(class_weighting="inverse")
 
 
 def test_one_hot_follows_the_class_order():

@@ -87,13 +87,23 @@ def build_architecture(name: str, num_classes: int, npoints: int):
     return importlib.import_module(ARCHITECTURES[name]).build_model(num_classes, npoints)
 
 
-def class_weights(counts: dict[int, int] | "np.ndarray", classes: tuple[int, ...] | None = None) -> dict[int, float]:
+#: How rows are weighted by class: total/count (the reference recipe), its square root, or not at all.
+CLASS_WEIGHTINGS = ("balanced", "sqrt", "none")
+
+
+def class_weights(
+    counts: dict[int, int] | "np.ndarray", classes: tuple[int, ...] | None = None, *, weighting: str = "balanced"
+) -> dict[int, float]:
     """Keras ``class_weight``: for class index i, total rows / rows of class i.
 
     ``counts`` maps space group -> number of rows (e.g. from ``size_sg.csv`` or
     :meth:`Dataset.class_counts`), in the order of ``classes`` (default: the dict's order).
     Classes with no rows get weight 0 (they never occur, so it has no effect).
+    ``weighting="sqrt"`` takes the square root of each weight (milder when classes differ a
+    hundredfold, as over the 45 groups); ``"none"`` gives every class weight 1.
     """
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(f"unknown class weighting {weighting!r}; use one of {', '.join(CLASS_WEIGHTINGS)}")
     if not isinstance(counts, dict):
         labels = np.asarray(counts)
         values, n = np.unique(labels, return_counts=True)
@@ -102,7 +112,8 @@ def class_weights(counts: dict[int, int] | "np.ndarray", classes: tuple[int, ...
     total = float(sum(counts.get(c, 0) for c in order))
     if total <= 0:
         raise ValueError("class weights need at least one labelled row")
-    return {i: (total / counts[c] if counts.get(c, 0) > 0 else 0.0) for i, c in enumerate(order)}
+    power = {"balanced": 1.0, "sqrt": 0.5, "none": 0.0}[weighting]
+    return {i: ((total / counts[c]) ** power if counts.get(c, 0) > 0 else 0.0) for i, c in enumerate(order)}
 
 
 def one_hot(y: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
@@ -199,8 +210,12 @@ class FitConfig:
     #: seed of the weight initialisation and shuffling when it should differ from the split's
     #: (members of an ensemble share one split); None: ``seed``
     init_seed: int | None = None
+    #: one of :data:`CLASS_WEIGHTINGS`
+    class_weighting: str = "balanced"
 
     def __post_init__(self) -> None:
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"unknown class weighting {self.class_weighting!r}; use one of {', '.join(CLASS_WEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
         if self.epochs < 1:
@@ -379,7 +394,7 @@ def fit(
 
     x = data.x[:, :, None]
     y = one_hot(data.y, data.classes)
-    weights = class_weights(data.class_counts(), data.classes)
+    weights = class_weights(data.class_counts(), data.classes, weighting=config.class_weighting)
     x_train, y_train, w_train, n_outliers = _training_rows(data, x, y, weights, split, outliers, config.seed)
 
     keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
@@ -555,6 +570,10 @@ def fit_command(
         1, "--steps-per-execution", help="Mini-batches per compiled call (same updates; faster on a GPU)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
+    class_weighting: str = typer.Option(
+        "balanced", "--class-weights", help="balanced: total/count per class (the reference recipe); sqrt: its square "
+        "root; none: equal weights."
+    ),
     architecture: str = typer.Option(
         "reference", "--architecture", help="reference: the CNN of Liu et al. (training/cnn.py) and its recipe; "
         "compact: the staged CNN of training/compact.py, with a schedule scaled to --epochs."
@@ -566,6 +585,7 @@ def fit_command(
             epochs=epochs, batch_size=batch_size, validation_split=validation_split, test_size=test_size, seed=seed,
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
+            class_weighting=class_weighting,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
