@@ -48,8 +48,6 @@ def catalog_radiation(measured_dir: Path) -> dict[str, str]:
 
 
 def file_record(f: dict, rows, s) -> dict:
-    from sgmine_diffpy.identify import plausible
-
     truth = f["space_group"]
     best = s.best
     comb = s.ranking[0][0] if s.ranking else None
@@ -66,8 +64,7 @@ def file_record(f: dict, rows, s) -> dict:
         "cnn": [[g, sym, round(p, 4)] for g, sym, p in s.cnn],
         "ranking": [[g, sym, round(v, 4)] for g, sym, v in s.ranking[:10]],
         "refined": [{"rank": r.rank, "structure_id": r.structure_id, "formula": r.formula, "space_group": r.space_group,
-                     "symbol": r.symbol, "rw_screen": r.rw_screen, "rw": r.rw, "plausible": plausible(r), "status": r.status,
-                     "message": r.message}
+                     "symbol": r.symbol, "rw_screen": r.rw_screen, "rw": r.rw, "status": r.status, "message": r.message}
                     for r in rows],
         "screen_s": round(s.screen_s, 2), "total_s": round(s.total_s, 2),
     }
@@ -86,8 +83,6 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="substring: evaluate only the files whose name contains it")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="per-file details (JSON)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    parser.add_argument("--no-elements", action="store_true",
-                        help="ignore the elements the headers name (to measure what that filter does)")
     args = parser.parse_args(argv)
     say = None if args.quiet else _say
 
@@ -105,7 +100,7 @@ def main(argv=None) -> int:
     records = []
     for f in files:
         rows, s = identify_file(str(f["path"]), library, top=args.top, model=model,
-                                radiation=radiation.get(f["path"].name), say=say, use_elements=not args.no_elements)
+                                radiation=radiation.get(f["path"].name), say=say)
         rec = file_record(f, rows, s)
         records.append(rec)
         mark = lambda ok: "+" if ok else "-"  # noqa: E731

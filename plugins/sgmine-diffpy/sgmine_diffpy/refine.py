@@ -13,11 +13,10 @@ library's values):
 
 The fit runs in three stages (scale; + lattice; + ADPs, delta2 [, qdamp]) so that a poor
 start does not send the ADPs astray. The fit range defaults to 1.5–30 Å, the range the CNN
-sees (its measured part, where the data are shorter). Qmax and Qdamp come from the file
-header (``qmax``, ``qdamp``; also the ``Qmax=`` words of PDFgetN and PDFgetX2 headers,
-:func:`header_words`) where present, else from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
+sees. Qmax and Qdamp come from the file header (``qmax``, ``qdamp``) where present, else
+from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
 :data:`DEFAULT_QDAMP`. The radiation is x-ray unless the header's ``mode``/``stype`` says
-neutron (or, without those, the header is PDFgetN's: :func:`header_radiation`). Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
+neutron. Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
 (unit weights, since .gr files rarely carry usable uncertainties).
 """
 
@@ -151,48 +150,6 @@ def header_words(curve: Curve) -> tuple[str | None, float | None]:
     return rad, qmax
 
 
-_FORMULA = re.compile(r"(?:[A-Z][a-z]?(?:\d+\.?\d*|\.\d+)?)+")
-_ELEMENT_AMOUNT = re.compile(r"([A-Z][a-z]?)((?:\d+\.?\d*|\.\d+)?)")
-
-
-def header_elements(curve: Curve) -> set[str] | None:
-    """The sample's chemical elements as the header records them, or None when it does not:
-    the ``composition`` entry (xPDFsuite, PDFgetX3: ``Ir0.80Rh0.20Te2``), else the element table
-    of PDFgetN (``Element relAtomNum ...``) or PDFgetX2 (``#L symbol valence fractions ...``),
-    one element per row; elements given with amount 0 are left out."""
-    import periodictable
-
-    def element(symbol: str) -> bool:
-        try:
-            periodictable.elements.symbol(symbol)
-            return True
-        except ValueError:
-            return False
-
-    text = str(header_value(curve.metadata, "composition") or "").replace(" ", "")
-    if text and _FORMULA.fullmatch(text):
-        pairs = _ELEMENT_AMOUNT.findall(text)
-        if all(element(e) for e, _ in pairs):
-            found = {e for e, n in pairs if n == "" or float(n) > 0}
-            if found:
-                return found
-    lines = list(getattr(curve, "header_lines", ()) or ())
-    for k, line in enumerate(lines):
-        words = line.split()
-        if words[:1] == ["Element"] or words[:2] == ["#L", "symbol"]:
-            amount = 1 if words[0] == "Element" else 2  # relAtomNum; fractions
-            found = set()
-            for row in lines[k + 1:]:
-                cells = row.split()
-                if len(cells) <= amount or not element(cells[0]) or _float(cells[amount]) is None:
-                    break
-                if _float(cells[amount]) > 0:
-                    found.add(cells[0])
-            if found:
-                return found
-    return None
-
-
 def fit_candidate(
     candidate: CandidateModel,
     curve: Curve,
@@ -218,8 +175,6 @@ def fit_candidate(
     in_range = (curve.r >= rmin) & (curve.r <= rmax)
     if in_range.sum() < 10:
         return _failed(result, f"only {int(in_range.sum())} data points within {rmin:g}–{rmax:g} Å")
-    # the measured part of the range: pdffit2 refuses a range beyond its data (LSCO files end at 20 Å)
-    rmin, rmax = max(rmin, float(curve.r[in_range].min())), min(rmax, float(curve.r[in_range].max()))
     chatter = io.StringIO()
     try:
         with _pdffit_output(chatter):
@@ -259,30 +214,14 @@ def _refine_in_stages(pf, lattice_vars: list[int], adp_vars: list[int], fit_qdam
     return notes
 
 
-#: pdffit2 ends a refinement (its FINAL step) after this many stagnating steps (fit.cc: NSTAG).
-_PDFFIT2_STAGNATING = 3
-
-
 def _run_stage(pf, free: list[int], max_steps: int) -> bool:
-    """Refine the variables ``free`` (the others held); True when pdffit2 converged.
-
-    A stage cut off after ``max_steps`` is brought to pdffit2's own end before returning: its
-    ``refine_step`` keeps a refinement open (a static flag, and the number of free parameters
-    fixed at the refinement's first step) until it reports the end, so the next stage's
-    ``freepar`` calls would otherwise change the free set under a running refinement: the new
-    parameters went unrefined, and the final covariance step wrote past its arrays (segfaults
-    in ``covsrt`` on about a third of ``sgmine identify``'s fits). With a huge tolerance every
-    step counts as stagnating, and pdffit2 ends after :data:`_PDFFIT2_STAGNATING` more steps.
-    """
+    """Refine the variables ``free`` (the others held); True when pdffit2 converged."""
     pf.fixpar("ALL")
     for var in free:
         pf.freepar(var)
     for _ in range(max_steps):
         if pf.refine_step():
             return True
-    for _ in range(_PDFFIT2_STAGNATING + 2):
-        if pf.refine_step(1e30):
-            break
     return False
 
 

@@ -190,35 +190,6 @@ def prepare(curves: np.ndarray, *, qmax, qdamp) -> np.ndarray:
     return m
 
 
-#: :func:`estimate_qmax`: the last Q where the data's smoothed |F(Q)| is above this share of its
-#: maximum. Checked against the Qmax that 17 measured files' headers give: within 1 Å⁻¹ for 16
-#: (the 17th, a file reduced without background subtraction, came out 8 Å⁻¹ high).
-QMAX_LEVEL = 0.02
-
-
-def estimate_qmax(r: np.ndarray, g: np.ndarray, level: float = QMAX_LEVEL) -> float | None:
-    """The Qmax (Å⁻¹) a measured G(r) was transformed with, from its own spectrum: F(Q) =
-    ∫ G(r) sin(Qr) dr over the data up to 40 Å is the reduced structure function up to Qmax and
-    nothing beyond it, so Qmax is where |F(Q)| (smoothed over 1 Å⁻¹) last exceeds ``level`` of its
-    maximum. None when the data are too short or too coarse to tell."""
-    r = np.asarray(r, dtype=float)
-    g = np.asarray(g, dtype=float)
-    keep = np.isfinite(r) & np.isfinite(g) & (r > 0.5) & (r <= 40.0)
-    r, g = r[keep], g[keep]
-    if len(r) < 50:
-        return None
-    dr = float(np.median(np.diff(r)))
-    if not dr > 0:
-        return None
-    q = np.arange(1.0, min(60.0, 0.95 * math.pi / dr), 0.1)
-    if len(q) < 50:
-        return None
-    f = np.abs(np.sin(np.outer(q, r)) @ g) * dr
-    smooth = np.convolve(f, np.ones(10) / 10, mode="same")
-    above = np.nonzero(smooth > level * smooth[q > 3].max())[0]
-    return float(q[above[-1]]) if len(above) else None
-
-
 def measured_grid(r: np.ndarray, g: np.ndarray, rmin: float = SCREEN_RMIN, rmax: float = SCREEN_RMAX):
     """``(r_k, g_k)``: the measured curve on the screening grid over its part of ``rmin``–``rmax``."""
     r = np.asarray(r, dtype=float)
