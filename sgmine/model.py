@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from sgmine.grid import Grid
+from sgmine.models import INT8_SUFFIX
 
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = ("classes", "symbols", "rmin", "rmax", "npoints")
@@ -146,20 +147,11 @@ class ModelInfo:
         return bool(confidence >= self.in_domain_threshold)
 
 
-def default_model_path() -> Path:
-    """Where the default model shipped inside the package lives (it may not exist in this
-    install); the shipped models by name are in :mod:`sgmine.models`."""
-    from sgmine import models
-
-    return models.default_model_path()
-
-
 # --- INT8 models (``sgmine scan --int8``) ---------------------------------------------------
 #: An INT8 model is used only if its top-1 class agreed with its float32 model on at least this
 #: share of a held-out test set; ``sgmine-train quantize`` measures it and records it in the file.
 MIN_INT8_AGREEMENT = 0.995
 INT8_AGREEMENT_KEY = "int8_top1_agreement"
-INT8_SUFFIX = ".int8.onnx"
 #: The probe set an INT8 file carries, so that INT8 is checked on the CPU that runs it (its
 #: integer kernels differ: without VNNI, u8 x s8 products can saturate). Curves: base64 of the
 #: zlib-compressed little-endian float16 array, shape ``(n, npoints)``, already on the grid.

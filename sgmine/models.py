@@ -36,7 +36,8 @@ DEFAULT_NAME = "sg8"
 DEFAULT_FILE = "model.onnx"
 #: The card of :data:`DEFAULT_FILE`; any other model's card is ``<stem>.md``.
 DEFAULT_CARD = "MODEL_CARD.md"
-INT8_SUFFIX = ".int8.onnx"  # as sgmine.model.INT8_SUFFIX, without importing numpy
+#: An INT8 copy of ``<stem>.onnx`` is ``<stem>.int8.onnx`` (:func:`sgmine.model.int8_model_path`).
+INT8_SUFFIX = ".int8.onnx"
 
 
 @dataclass(frozen=True)

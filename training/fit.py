@@ -87,8 +87,9 @@ def build_architecture(name: str, num_classes: int, npoints: int):
     return importlib.import_module(ARCHITECTURES[name]).build_model(num_classes, npoints)
 
 
-#: How rows are weighted by class: total/count (the reference recipe), its square root, or not at all.
-CLASS_WEIGHTINGS = ("balanced", "sqrt", "none")
+#: How rows are weighted by class, as the power of total/count: the reference recipe (1), its
+#: square root, or not at all.
+CLASS_WEIGHTINGS = {"balanced": 1.0, "sqrt": 0.5, "none": 0.0}
 
 
 def class_weights(
@@ -112,7 +113,7 @@ def class_weights(
     total = float(sum(counts.get(c, 0) for c in order))
     if total <= 0:
         raise ValueError("class weights need at least one labelled row")
-    power = {"balanced": 1.0, "sqrt": 0.5, "none": 0.0}[weighting]
+    power = CLASS_WEIGHTINGS[weighting]
     return {i: ((total / counts[c]) ** power if counts.get(c, 0) > 0 else 0.0) for i, c in enumerate(order)}
 
 
