@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # only for annotations: typer >= 0.2x vendors its own click and no longer installs it
+    import click
 
 ENTRY_POINT_GROUP = "sgmine.commands"
 #: The exit status of a command that cannot run at all (as ``sgmine``'s usage errors).
@@ -46,15 +48,20 @@ def plugin_entry_points() -> dict[str, EntryPoint]:
     return found
 
 
-def as_command(name: str, target: Any, context_settings: dict[str, Any] | None = None) -> click.Command:
-    """``target`` (a click command, or a function with typer parameters) as the command ``name``."""
-    if isinstance(target, click.Command):
+def as_command(name: str, target: Any, context_settings: dict[str, Any] | None = None,
+               **command_options: Any) -> click.Command:
+    """``target`` (a click command, or a function with typer parameters) as the command ``name``;
+    ``command_options`` (``help``, ``short_help``, ...) go to typer's ``command()``.
+
+    A ready command is recognised by its interface (``make_context`` and ``invoke``), not by
+    class: typer may use its own copy of click, whose classes are not the ``click`` package's."""
+    if callable(getattr(target, "make_context", None)) and callable(getattr(target, "invoke", None)):
         return target
     if not callable(target):
         raise TypeError(f"{target!r} is neither a function nor a click command")
     wrapper = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                           context_settings=context_settings or {})
-    wrapper.command(name=name)(target)
+    wrapper.command(name=name, **command_options)(target)
     command = typer.main.get_command(wrapper)
     command.name = name
     return command
@@ -67,12 +74,12 @@ def unavailable(name: str, message: str) -> click.Command:
         typer.echo(f"sgmine: error: {message}", err=True)
         raise typer.Exit(EXIT_USAGE)
 
-    return click.Command(
+    return as_command(
         name,
-        callback=fail,
+        fail,
+        {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
         help=f"(not available: {message})",
         short_help=f"(not available: {message.split(':')[0]})",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
     )
 
 

@@ -80,3 +80,14 @@ def test_help_loads_no_numpy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
     assert "refine" in done.stdout and "identify" in done.stdout
+
+
+def test_the_cli_needs_no_click_package():
+    """typer >= 0.2x vendors click and no longer installs it: a runtime-only install (the
+    README's first command) has no ``click`` package, so neither may sgmine's CLI import it."""
+    code = ("import sys; sys.modules['click'] = None\n"
+            "from sgmine.cli import app\n"
+            "from sgmine.commands import unavailable\n"
+            "assert unavailable('x', 'why').name == 'x'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
