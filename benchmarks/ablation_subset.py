@@ -3,7 +3,12 @@
     python benchmarks/ablation_subset.py datasets/v5 datasets/v5_originals variant=0
 
 keeps, e.g., only the original structures of a build with ``--variants`` (what the variants add
-is then the difference between a model trained on each). The new folder holds ``dataset.npz``,
+is then the difference between a model trained on each). ``--exclude-overlap DATASET`` also drops
+every row whose structure id or formula appears in DATASET's manifest, so that a subset used for
+training stays disjoint from a held-out evaluation set built from the same tables:
+
+    python benchmarks/ablation_subset.py datasets/sg45 datasets/outliers_sg45 variant=0 \
+        --exclude-overlap datasets/ood_heldout5 The new folder holds ``dataset.npz``,
 ``dataset.json`` and ``manifest.csv`` (no x.csv: ``sgmine-train fit`` reads the .npz).
 """
 
@@ -23,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("where", nargs="+", help="COLUMN=VALUE conditions on manifest.csv (all must hold)")
+    parser.add_argument("--exclude-overlap", type=Path, action="append", default=[], metavar="DATASET",
+                        help="drop rows whose structure_id or formula is in DATASET's manifest (repeatable)")
     args = parser.parse_args(argv)
 
     from training.datafiles import read_dataset
@@ -32,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         manifest = list(csv.DictReader(fh))
     conditions = [c.split("=", 1) for c in args.where]
     keep = np.array([all(row.get(k) == v for k, v in conditions) for row in manifest])
+    for other in args.exclude_overlap:
+        with open(other / "manifest.csv", newline="") as fh:
+            held = list(csv.DictReader(fh))
+        ids, formulas = {r["structure_id"] for r in held}, {r["formula"] for r in held}
+        overlap = np.array([row["structure_id"] in ids or row["formula"] in formulas for row in manifest])
+        print(f"{int((keep & overlap).sum())} matching rows overlap {other}; dropped")
+        keep &= ~overlap
     if not keep.any():
         print(f"no rows match {args.where}", file=sys.stderr)
         return 1
@@ -43,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         classes=np.array(data.classes, dtype=np.int32), r=data.grid.r,
     )
     info = dict(data.info)
-    info["description"] = f"{info.get('description', args.source)}; rows where {' and '.join(args.where)}"
+    excluded = "".join(f"; no structure or formula of {p}" for p in args.exclude_overlap)
+    info["description"] = f"{info.get('description', args.source)}; rows where {' and '.join(args.where)}{excluded}"
     info["n_rows"] = int(keep.sum())
     (args.out / "dataset.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     with open(args.out / "manifest.csv", "w", newline="") as fh:

@@ -49,6 +49,21 @@ def test_class_weighting_sqrt_and_none():
         FitConfig(class_weighting="inverse")
 
 
+def test_dropout_is_a_compact_network_setting(tf):
+    from training.fit import build_architecture
+
+    def rates(model):
+        return [layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"]
+
+    assert rates(build_architecture("compact", 45, 209)) == [0.5, 0.5]
+    assert rates(build_architecture("compact", 45, 209, dropout=0.2)) == [0.2, 0.2]
+    assert FitConfig(architecture="compact", dropout=0.2).dropout == 0.2
+    with pytest.raises(ValueError, match="reference CNN keeps its own dropout"):
+        FitConfig(dropout=0.2)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        FitConfig(architecture="compact", dropout=1.0)
+
+
 def test_one_hot_follows_the_class_order():
     y = one_hot(np.array([14, 2, 227]), (227, 2, 14))
     np.testing.assert_array_equal(y, [[0, 0, 1], [0, 1, 0], [1, 0, 0]])

@@ -78,13 +78,15 @@ def schedule(config: "FitConfig"):
     return short
 
 
-def build_architecture(name: str, num_classes: int, npoints: int):
-    """The uncompiled Keras model of architecture ``name`` (:data:`ARCHITECTURES`)."""
+def build_architecture(name: str, num_classes: int, npoints: int, *, dropout: float | None = None):
+    """The uncompiled Keras model of architecture ``name`` (:data:`ARCHITECTURES`); ``dropout``
+    (compact network only) replaces its default rate, None keeps it."""
     import importlib
 
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; use one of {', '.join(ARCHITECTURES)}")
-    return importlib.import_module(ARCHITECTURES[name]).build_model(num_classes, npoints)
+    options = {} if dropout is None else {"dropout": dropout}
+    return importlib.import_module(ARCHITECTURES[name]).build_model(num_classes, npoints, **options)
 
 
 #: How rows are weighted by class, as the power of total/count: the reference recipe (1), its
@@ -213,12 +215,19 @@ class FitConfig:
     init_seed: int | None = None
     #: one of :data:`CLASS_WEIGHTINGS`
     class_weighting: str = "balanced"
+    #: dropout rate of the compact network's dense layers; None: its default (0.5, as the reference)
+    dropout: float | None = None
 
     def __post_init__(self) -> None:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(f"unknown class weighting {self.class_weighting!r}; use one of {', '.join(CLASS_WEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+        if self.dropout is not None and self.architecture == "reference":
+            raise ValueError("the reference CNN keeps its own dropout (its recipe stays reproducible); "
+                             "--dropout is for --architecture compact")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -487,7 +496,7 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
         if state is not None:
             return keras.saving.load_model(run.checkpoints / "last.keras", safe_mode=True)
         return compile_model(
-            build_architecture(config.architecture, len(data.classes), data.x.shape[1]),
+            build_architecture(config.architecture, len(data.classes), data.x.shape[1], dropout=config.dropout),
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
 
@@ -579,6 +588,9 @@ def fit_command(
         "reference", "--architecture", help="reference: the CNN of Liu et al. (training/cnn.py) and its recipe; "
         "compact: the staged CNN of training/compact.py, with a schedule scaled to --epochs."
     ),
+    dropout: float | None = typer.Option(
+        None, "--dropout", help="Dropout rate before the compact network's dense layers (default 0.5, as the reference)."
+    ),
 ) -> None:
     """Train the space-group CNN on DATA and write the run to --out."""
     try:
@@ -586,7 +598,7 @@ def fit_command(
             epochs=epochs, batch_size=batch_size, validation_split=validation_split, test_size=test_size, seed=seed,
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
-            class_weighting=class_weighting,
+            class_weighting=class_weighting, dropout=dropout,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
