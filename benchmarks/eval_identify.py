@@ -12,10 +12,12 @@ column stands in for ``--radiation`` (what the user would say): it is used only 
 file's header does not say. Nothing here tunes anything; the ranking rule is
 :func:`sgmine_diffpy.identify.combined_ranking` as shipped.
 
-Prints one line per file (truth; the best refined structure, its group and Rw; the combined
-ranking's and the CNN's top-1; screening and total seconds; ``+`` right, ``-`` wrong), then the
-top-1 counts per set (in class, out of class, not scored) and the timings, and writes the per-file
-details (every refined structure, the CNN's probabilities, the ranking) to ``--json``.
+Prints one line per file (truth; the best refined structure, i.e. the plausible fit of lowest
+Rw, its group and Rw; the combined ranking's and the CNN's top-1; screening and total seconds;
+``+`` right, ``-`` wrong), then the top-1 counts per set (in class, out of class, not scored),
+what the ranking would give with the fitting groups ordered by Rw alone (``within="rw"``) on
+the same fits, and the timings, and writes the
+per-file details (every refined structure, the CNN's probabilities, the ranking) to ``--json``.
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ def catalog_radiation(measured_dir: Path) -> dict[str, str]:
 
 
 def file_record(f: dict, rows, s) -> dict:
+    from sgmine_diffpy.identify import combined_ranking, plausible
+
     truth = f["space_group"]
-    best = s.best
+    fitted = [r for r in rows if r.ok and r.rw is not None]
+    best = min([r for r in fitted if plausible(r)] or fitted, key=lambda r: r.rw, default=None)  # lowest refined Rw
     comb = s.ranking[0][0] if s.ranking else None
+    by_rw = combined_ranking(rows, s.cnn, within="rw")  # the fitting groups by Rw alone: a diagnostic
     cnn = s.cnn[0][0] if s.cnn else None
     return {
         "file": f["path"].name, "material": f["material"], "scored": f["scored"], "true": truth,
@@ -58,13 +64,17 @@ def file_record(f: dict, rows, s) -> dict:
         "best": None if best is None else {"structure_id": best.structure_id, "formula": best.formula,
                                            "space_group": best.space_group, "symbol": best.symbol, "rw": best.rw},
         "best_right": best is not None and best.space_group == truth,
+        "answer": None if s.best is None else {"structure_id": s.best.structure_id, "formula": s.best.formula,
+                                                "space_group": s.best.space_group, "rw": s.best.rw},
         "combined_top1": comb, "combined_right": comb == truth,
-        "combined_top3": [g for g, _, _ in s.ranking[:3]],
+        "combined_within_rw_top1": by_rw[0][0] if by_rw else None,
+        "combined_top3": [g for g, *_ in s.ranking[:3]],
         "cnn_top1": cnn, "cnn_right": cnn == truth,
         "cnn": [[g, sym, round(p, 4)] for g, sym, p in s.cnn],
-        "ranking": [[g, sym, round(v, 4)] for g, sym, v in s.ranking[:10]],
+        "ranking": [[g, sym, None if rw is None else round(rw, 4), round(p, 4)] for g, sym, rw, p in s.ranking[:10]],
         "refined": [{"rank": r.rank, "structure_id": r.structure_id, "formula": r.formula, "space_group": r.space_group,
-                     "symbol": r.symbol, "rw_screen": r.rw_screen, "rw": r.rw, "status": r.status, "message": r.message}
+                     "symbol": r.symbol, "rw_screen": r.rw_screen, "rw": r.rw, "plausible": plausible(r), "status": r.status,
+                     "message": r.message}
                     for r in rows],
         "screen_s": round(s.screen_s, 2), "total_s": round(s.total_s, 2),
     }
@@ -73,21 +83,26 @@ def file_record(f: dict, rows, s) -> dict:
 def main(argv=None) -> int:
     from sgmine.scan import load_model
     from sgmine_diffpy.cli import _say
-    from sgmine_diffpy.identify import COMBINE_WEIGHT, identify_file, open_library
+    from sgmine_diffpy.identify import GOOD_FIT_RW, identify_file, open_library
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library", default="default")
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--measured", type=Path, default=ROOT.parent / "shared" / "data" / "measured",
                         help="folder of the measured files and their catalog.csv")
-    parser.add_argument("--only", default="", help="substring: evaluate only the files whose name contains it")
+    parser.add_argument("--only", default="", help="comma-separated substrings: evaluate only the files whose name contains one")
+    parser.add_argument("--scored", default="", help="comma-separated labels (yes, ood, no): evaluate only those files")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="per-file details (JSON)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--no-elements", action="store_true",
+                        help="ignore the elements the headers name (to measure what that filter does)")
     args = parser.parse_args(argv)
     say = None if args.quiet else _say
 
     model = load_model(None)
-    files = [f for f in measured_files(set(model.info.classes), args.measured) if args.only in f["path"].name]
+    only, scored = [w for w in args.only.split(",") if w] or [""], {w for w in args.scored.split(",") if w}
+    files = [f for f in measured_files(set(model.info.classes), args.measured)
+             if any(w in f["path"].name for w in only) and (not scored or f["scored"] in scored)]
     radiation = catalog_radiation(args.measured)
 
     t0 = time.perf_counter()
@@ -100,7 +115,7 @@ def main(argv=None) -> int:
     records = []
     for f in files:
         rows, s = identify_file(str(f["path"]), library, top=args.top, model=model,
-                                radiation=radiation.get(f["path"].name), say=say)
+                                radiation=radiation.get(f["path"].name), say=say, use_elements=not args.no_elements)
         rec = file_record(f, rows, s)
         records.append(rec)
         mark = lambda ok: "+" if ok else "-"  # noqa: E731
@@ -122,11 +137,16 @@ def main(argv=None) -> int:
               "screen_s_max": max(screen, default=None), "total_s_median": float(np.median(total)) if total else None,
               "total_s_max": max(total, default=None)}
     print()
-    print(f"top-1 right (combined rule: lowest refined Rw - {COMBINE_WEIGHT:g} x CNN probability):")
+    print(f"top-1 right (combined rule: groups with a plausible fit of Rw <= {GOOD_FIT_RW:g} first, by CNN probability; "
+          "then the CNN's ranking):")
     for name, t in summary.items():
         n = t["n"]
         print(f"  {name}: {n} files; best refined structure {t['best']}/{n} ({t['best'] / n:.0%}), "
               f"combined ranking {t['combined']}/{n} ({t['combined'] / n:.0%}), CNN alone {t['cnn']}/{n} ({t['cnn'] / n:.0%})")
+    inclass = [r for r in records if r["scored"] == "yes"]
+    if inclass:
+        print(f"  combined ranking in class with the fitting groups by Rw alone (same fits): "
+              f"{sum(r['combined_within_rw_top1'] == r['true'] for r in inclass)}/{len(inclass)}")
     print(f"time: library curves {timing['curves_s']:.1f} s (cached per machine after the first run); per file "
           f"screen median {timing['screen_s_median']:.1f} s, max {timing['screen_s_max']:.1f} s; "
           f"whole identify (screen + {args.top} refinements) median {timing['total_s_median']:.1f} s, max {timing['total_s_max']:.1f} s")
@@ -135,7 +155,7 @@ def main(argv=None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"command": "python benchmarks/eval_identify.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                    "library": args.library, "library_size": len(library.structures), "top": args.top,
-                   "combine_weight": COMBINE_WEIGHT, "model": getattr(model.info, "version", None),
+                   "good_fit_rw": GOOD_FIT_RW, "model": getattr(model.info, "model_version", None),
                    "summary": summary, "timing": timing, "load_average": os.getloadavg()[0], "files": records}
         tmp = args.json.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=1, default=float) + "\n")

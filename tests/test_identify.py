@@ -6,6 +6,7 @@ and one end-to-end run on the measured Ni.gr with the small examples/cifs librar
 import csv
 import gzip
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ pytest.importorskip("sgmine_diffpy", reason="the sgmine-diffpy plugin is not ins
 from sgmine.cli import app  # noqa: E402
 from sgmine.simulate import PDFParams, pair_table, pdf  # noqa: E402
 from sgmine_diffpy import screen as S  # noqa: E402
-from sgmine_diffpy.identify import IdentifyRow, combined_ranking, open_library  # noqa: E402
+from sgmine_diffpy.identify import IdentifyRow, best_structure, combined_ranking, open_library, plausible  # noqa: E402
 from sgmine_diffpy.structlib import StructureLibrary, build, cell_from_cif, thin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,11 +126,81 @@ def test_user_cif_folder_is_read_once_and_skips_bad_files(tmp_path):
     assert len(open_library(folder).skipped) == 1  # from the cache
 
 
-def test_combined_ranking_rule():
-    rows = [IdentifyRow("f", 1, "a", "X", 225, "Fm-3m", rw=0.10), IdentifyRow("f", 2, "b", "X", 139, "I4/mmm", rw=0.09)]
-    cnn = [(225, "Fm-3m", 0.8), (139, "I4/mmm", 0.1), (2, "P-1", 0.1)]
+def _fitted(rank, group, symbol, rw, uiso=0.005, scale=0.4):
+    from sgmine_diffpy.refine import FitResult
+
+    fit = FitResult("f", "x", group, symbol, rank, None, rw=rw, scale=scale, uiso={"A1": uiso}, delta2=2.0)
+    return IdentifyRow("f", rank, f"s{rank}", "X", group, symbol, rw=rw, fit=fit)
+
+
+def test_a_good_fit_puts_its_group_ahead_of_the_cnn():
+    """A plausible fit of Rw <= GOOD_FIT_RW (0.25) puts its group first, even against the CNN's
+    favourite; the remaining groups follow in the CNN's order."""
+    from sgmine_diffpy.identify import GOOD_FIT_RW
+
+    assert GOOD_FIT_RW == 0.25
+    rows = [_fitted(1, 225, "Fm-3m", 0.12), _fitted(2, 2, "P-1", 0.60)]
+    cnn = [(139, "I4/mmm", 0.7), (2, "P-1", 0.2), (225, "Fm-3m", 0.1)]
     ranking = combined_ranking(rows, cnn)
-    assert [g for g, _, _ in ranking] == [225, 139, 2]  # 0.10-0.08 < 0.09-0.01 < 1-0.01
+    assert [g for g, *_ in ranking] == [225, 139, 2]
+    assert ranking[0] == (225, "Fm-3m", 0.12, 0.1) and ranking[1][2] is None  # (group, symbol, Rw, p_CNN)
+    assert best_structure(rows, ranking).space_group == 225
+    at_limit = combined_ranking([_fitted(1, 225, "Fm-3m", GOOD_FIT_RW)], cnn)
+    assert at_limit[0][0] == 225  # "at or below"
+    above = combined_ranking([_fitted(1, 225, "Fm-3m", GOOD_FIT_RW + 0.01)], cnn)
+    assert [g for g, *_ in above] == [139, 2, 225]  # not a fit: the CNN's ranking stands
+
+
+def test_among_good_fits_the_cnn_decides_then_rw():
+    """Several groups fit (a lattice and its ordered superstructure): the CNN's probability
+    orders them, Rw breaks ties (groups outside the CNN's candidates); within="rw" orders by Rw."""
+    rows = [_fitted(1, 227, "Fd-3m", 0.12), _fitted(2, 8, "Cm", 0.07), _fitted(3, 121, "I-42m", 0.09),
+            _fitted(4, 14, "P2_1/c", 0.40)]
+    cnn = [(227, "Fd-3m", 0.9), (14, "P2_1/c", 0.1)]
+    assert [g for g, *_ in combined_ranking(rows, cnn)] == [227, 8, 121, 14]
+    assert [g for g, *_ in combined_ranking(rows, cnn, within="rw")] == [8, 121, 227, 14]
+    assert best_structure(rows, combined_ranking(rows, cnn)).structure_id == "s1"
+    with pytest.raises(ValueError):
+        combined_ranking(rows, cnn, within="score")
+
+
+def test_unphysical_fits_do_not_rank():
+    """A fit that needs a vanishing or negative atom (Uiso > 0.1 Å² or < 0) or a negative scale
+    does not stand for its group, however low its Rw."""
+    rows = [_fitted(1, 225, "Fm-3m", 0.10), _fitted(2, 221, "Pm-3m", 0.05, uiso=1.4), _fitted(3, 123, "P4/mmm", 0.06, uiso=-0.002),
+            _fitted(4, 139, "I4/mmm", 0.07, scale=-0.3)]
+    assert not any(plausible(r) for r in rows[1:]) and plausible(rows[0])
+    ranking = combined_ranking(rows, [])
+    assert ranking[0][0] == 225 and {g for g, *_ in ranking} == {225}
+    assert best_structure(rows, ranking).structure_id == "s1"
+
+
+def test_header_elements(tmp_path):
+    """The sample's elements from a composition entry, a PDFgetN or a PDFgetX2 element table."""
+    from sgmine.gr import read_gr
+    from sgmine_diffpy.refine import header_elements
+
+    data = "".join(f"{r:.2f} {np.sin(r):.5f}\n" for r in np.arange(0.01, 20, 0.01))
+    for header, expected in (("composition = Ir0.80Rh0.20Te2\n", {"Ir", "Rh", "Te"}), ("composition = CHNPbI3\n", {"C", "H", "N", "Pb", "I"}),
+                             (PDFGETN_HEADER, {"Ni"}), ("#L symbol valence fractions z\n  Sr 0.00 1.0 38\n  O 0.00 3.0 8\n"
+                                                        "  Ti 0.00 0.0 22\n#L r G(r)\n", {"Sr", "O"}),
+                             ("composition = not a formula\n", None), ("", None)):
+        path = tmp_path / "x.gr"
+        path.write_text(header + data)
+        assert header_elements(read_gr(path)) == expected, header
+
+
+def test_identify_refines_only_structures_with_the_samples_number_of_elements(tmp_path):
+    """Ni.gr's header says composition Ni: of examples/cifs only the one-element structures (Ni,
+    Si) are refined; without that the binary decoys are refined too."""
+    from sgmine_diffpy.identify import identify_file
+
+    lib = open_library(CIFS)
+    rows, summary = identify_file(str(NI_GR), lib, top=7)
+    assert sorted(r.structure_id for r in rows) == ["Ni", "Si"] and summary.best.structure_id == "Ni"
+    assert "at most 1 element" in summary.message
+    rows, _ = identify_file(str(NI_GR), lib, top=7, use_elements=False)
+    assert len(rows) == 7
 
 
 def test_bad_inputs(tmp_path):
@@ -199,8 +270,11 @@ optqmin=10.0000    optqmax=30.0000    optqgrid=0.00000
 """
 
 
+NI_ROWS = [line for line in NI_GR.read_text().splitlines() if line[:1].isdigit()]
+
+
 @pytest.mark.parametrize("header, expected", [(PDFGETN_HEADER, ("neutron", 35.0)), (PDFGETX2_HEADER, ("xray", 26.0)),
-                                              ("", ("neutron", None))])
+                                              ("", ("neutron", 20.0))])
 def test_radiation_and_qmax_from_pdfgetn_and_pdfgetx2_headers(tmp_path, header, expected):
     """Several key=value words on a line (PDFgetN, PDFgetX2): the screen and the fits read the
     radiation and Qmax there; a header that says nothing leaves --radiation/--qmax in charge."""
@@ -209,12 +283,34 @@ def test_radiation_and_qmax_from_pdfgetn_and_pdfgetx2_headers(tmp_path, header, 
     from sgmine_diffpy.refine import experiment_settings
 
     path = tmp_path / "x.gr"
-    path.write_text(header + "".join(f"{r:.2f} {np.sin(r):.5f} 0 0\n" for r in np.arange(0.01, 20, 0.01)))
+    path.write_text(header + "\n".join(NI_ROWS) + "\n")
     curve = read_gr(path)
-    rad, qmax, qdamp = file_settings(curve, None, None, "neutron")
-    assert (rad, qmax, qdamp) == (*expected, None)
-    if expected[1] is not None:
+    rad, qmax, qdamp, notes = file_settings(curve, 20.0, None, "neutron")
+    assert (rad, qmax, qdamp, notes) == (*expected, None, [])
+    if header:
         assert experiment_settings(curve, 20.0, None)[0] == expected[1]  # the header's, not the option's
+
+
+def test_qmax_from_the_data_when_the_header_has_none_or_one_beyond_reach(tmp_path, small):
+    """Without a Qmax (header, --qmax), identify takes the data's own (where its spectrum ends);
+    a header Qmax far beyond it (PDFgetX2's S(Q) range, qmax=100) gives way to it."""
+    from sgmine.gr import read_gr
+    from sgmine_diffpy.identify import file_settings
+
+    curve = read_gr(NI_GR)
+    assert abs(S.estimate_qmax(curve.r, curve.g) - 25.0) < 0.5  # the header says 25
+    lib, _ = small
+    for name in ("Si", "Ni"):
+        for qmax in (18.0, 25.0, 32.0):  # simulated at a known Qmax, ending abruptly at 30 Å (tapered)
+            r, g = _direct(lib.structure(list(lib.ids).index(name)), 0.0, PDFParams(qmax=qmax, qdamp=0.03, uiso=0.003, delta2=2.0))
+            assert abs(S.estimate_qmax(r, g) - qmax) < 1.0, (name, qmax)
+    path = tmp_path / "x.gr"
+    path.write_text(PDFGETX2_HEADER.replace("qmax=26.000000", "qmax=100.000000") + "\n".join(NI_ROWS) + "\n")
+    rad, qmax, _, notes = file_settings(read_gr(path), None, None, None)
+    assert rad == "xray" and abs(qmax - 25.0) < 0.5 and "beyond the data" in notes[0]
+    path.write_text("\n".join(NI_ROWS) + "\n")
+    _, qmax, _, notes = file_settings(read_gr(path), None, None, None)
+    assert abs(qmax - 25.0) < 0.5 and "estimated from the data" in notes[0]
 
 
 def test_a_failing_refinement_is_a_row_and_the_batch_is_written(tmp_path, monkeypatch):
@@ -234,8 +330,96 @@ def test_a_failing_refinement_is_a_row_and_the_batch_is_written(tmp_path, monkey
     result = runner.invoke(app, ["identify", str(NI_GR), str(NI_GR), "--library", str(CIFS), "--top", "7", "--out", str(out)])
     assert result.exit_code == 1, result.output
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 14
+    assert len(rows) == 4  # Ni and Si (the header's composition is one element) per file
     failed = [r for r in rows if r["status"] == "error"]
     assert [r["structure_id"] for r in failed] == ["Si", "Si"] and all("pdffit2 exploded" in r["message"] for r in failed)
     assert rows[0]["structure_id"] == "Ni" and float(rows[0]["rw"]) < 0.15
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["ni.csv", "ni.summary.csv"]
+
+
+def test_a_crashing_refinement_is_a_row(tmp_path, monkeypatch):
+    """pdffit2 segfaults on some structures: each refinement runs in a process of its own, so a
+    crash costs that row (its message names the signal), not the run."""
+    import os
+    import signal
+
+    import sgmine_diffpy.refine as refine
+
+    real = refine.fit_candidate
+
+    def crashing(candidate, curve, **options):
+        if candidate.cif == "Si":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(candidate, curve, **options)
+
+    monkeypatch.setattr(refine, "fit_candidate", crashing)
+    out = tmp_path / "ni.csv"
+    result = runner.invoke(app, ["identify", str(NI_GR), "--library", str(CIFS), "--top", "2", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    rows = {r["structure_id"]: r for r in csv.DictReader(out.open())}
+    assert rows["Si"]["status"] == "error" and "signal 11" in rows["Si"]["message"]
+    assert rows["Ni"]["status"] == "ok" and float(rows["Ni"]["rw"]) < 0.15
+
+
+def test_the_cnns_likely_groups_get_a_refined_structure(small):
+    """The best-screened structure of each group the CNN finds likely is refined even when
+    other structures screen better (the combined ranking can only credit a refined group)."""
+    from sgmine_diffpy.identify import ScreeningLibrary, _choose
+
+    lib, curves = small
+    library = ScreeningLibrary(lib, "small")
+    r, g = _direct(lib.structure(list(lib.ids).index("Ni")), 0.0, PDFParams(qmax=25.0, qdamp=0.04, uiso=0.005, delta2=2.3))
+    result = S.screen(r, g, S.prepare(curves, qmax=25.0, qdamp=0.04))
+    ids = lambda chosen: [str(lib.ids[i]) for i in chosen]  # noqa: E731
+    assert ids(_choose(library, result, 1, None)) == ["Ni"]
+    assert set(ids(_choose(library, result, 2, None, [(194, "P6_3/mmc", 0.6), (186, "P6_3mc", 0.3)]))) == {"ScTe-hexagonal", "CdS-wurtzite"}
+    assert ids(_choose(library, result, 1, None, [(194, "P6_3/mmc", 0.05)])) == ["Ni"]  # below CNN_RESERVE
+    chosen = ids(_choose(library, result, 3, None, [(194, "P6_3/mmc", 0.6)]))
+    assert chosen[0] == "Ni" and "ScTe-hexagonal" in chosen and len(chosen) == 3  # sorted by screening Rw
+
+
+@pytest.mark.parametrize("kind, material, size", [
+    ((225, 2, (1, 1)), "MgO", 2.105), ((225, 2, (1, 1)), "NaCl", 2.82), ((225, 2, (1, 1)), "KCl", 3.145),
+    ((225, 3, (1, 2)), "CeO2", 2.365), ((186, 4, (2, 2)), "CdSe", 3.04), ((221, 5, (1, 1, 3)), "SrTiO3", 2.28),
+])
+def test_the_default_library_has_each_common_type_within_the_screens_stretch(kind, material, size):
+    """Materials absent from the library find an isostructural one within the ±10 % stretch:
+    rock salts from MgO to KCl, fluorite CeO2, wurtzite CdSe, perovskite SrTiO3 ((V/atom)^(1/3), Å)."""
+    from sgmine_diffpy.structlib import DEFAULT_LIBRARY, atomic_size, structure_type
+
+    lib = StructureLibrary.load(DEFAULT_LIBRARY)
+    sizes = [atomic_size(lib, i) for i in range(len(lib)) if structure_type(lib, i) == kind]
+    assert any(0.9 <= size / s <= 1.1 for s in sizes), (material, sizes)
+
+
+def test_screen_finds_a_nanoparticles_envelope(small):
+    """A nanoparticle's G(r) fades with its spherical envelope: the screen tries particle
+    diameters (DIAMETERS) and finds the structure and about its size; bulk data stay bulk."""
+    lib, curves = small
+    si = list(lib.ids).index("Si")
+    prepared = S.prepare(curves, qmax=25.0, qdamp=0.04)
+    r, g = _direct(lib.structure(si), 0.02, PDFParams(qmax=25.0, qdamp=0.04, uiso=0.005, delta2=2.3, spdiameter=30.0))
+    result = S.screen(r, g, prepared, curves=curves, qmax=25.0, qdamp=0.04)
+    # 30 Å lies midway between the grid's 25 and 40 Å (its worst case; the refinement refines the
+    # diameter): Rw 0.14 there, against 0.60 for the best bulk curve
+    assert lib.ids[result.best(1)[0]] == "Si" and result.rw[si] < 0.2 and result.diameter[si] in (25.0, 40.0)
+    assert S.screen(r, g, prepared, curves=curves, qmax=25.0, qdamp=0.04, diameters=(math.inf,)).rw[si] > 0.4
+    r, g = _direct(lib.structure(si), 0.02, PDFParams(qmax=25.0, qdamp=0.04, uiso=0.005, delta2=2.3, spdiameter=25.0))
+    on_grid = S.screen(r, g, prepared, curves=curves, qmax=25.0, qdamp=0.04)
+    assert on_grid.rw[si] < 0.05 and on_grid.diameter[si] == 25.0
+    bulk = S.screen(r, _direct(lib.structure(si), 0.02, PDFParams(qmax=25.0, qdamp=0.04, uiso=0.005, delta2=2.3))[1],
+                    prepared, curves=curves, qmax=25.0, qdamp=0.04)
+    assert np.isinf(bulk.diameter[si]) and bulk.rw[si] < 0.05
+
+
+def test_where_no_structure_fits_the_cnn_decides():
+    """No plausible fit reaches GOOD_FIT_RW: the CNN's ranking stands, the refined groups outside
+    its candidates follow by Rw; the answer shown is still the best plausible fit."""
+    rows = [_fitted(1, 15, "C2/c", 0.62), _fitted(2, 9, "Cc", 0.70), _fitted(3, 12, "C2/m", 0.55),
+            _fitted(4, 221, "Pm-3m", 0.05, uiso=1.4)]  # implausible: no credit for its low Rw
+    cnn = [(2, "P-1", 0.6), (15, "C2/c", 0.3), (14, "P2_1/c", 0.1)]
+    ranking = combined_ranking(rows, cnn)
+    assert [g for g, *_ in ranking] == [2, 15, 14, 12, 9]
+    assert ranking[0][2] is None and ranking[1][2] == 0.62
+    assert combined_ranking(rows, cnn, good_fit=0.6)[0][0] == 12  # a looser acceptance would let the fit decide
+    assert best_structure(rows, ranking).structure_id == "s3"  # no plausible fit in P-1: the best plausible one

@@ -175,3 +175,21 @@ def test_refine_says_how_to_rebuild_a_pdffit2_without_its_compiled_core(data_dir
     assert "diffpy.pdffit2, which is installed but cannot be imported (cannot import name 'pdffit2'" in result.stderr
     assert "apt-get install libgsl-dev, then pip install --no-cache-dir --force-reinstall --no-deps diffpy.pdffit2" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_stage_cut_off_before_convergence_does_not_leak_into_the_next(data_dir):
+    """pdffit2 keeps a refinement open until its refine_step reports the end; a stage cut off
+    after max_steps must be ended before the next stage frees more parameters, or those go
+    unrefined (and pdffit2's covariance step writes past its arrays: segfaults)."""
+    from sgmine.gr import read_gr
+    from sgmine_diffpy.candidates import CandidateModel, space_group_parameters
+    from sgmine_diffpy.refine import fit_candidate
+
+    entry = next(e for e in load_library(CIFS).entries if e.name == "Ni.cif")
+    phase, sgpars = space_group_parameters(entry)
+    candidate = CandidateModel("Ni.gr", 1, 225, "Fm-3m", 1.0, entry, phase, sgpars)
+    start = float(entry.structure[0].Uisoequiv)
+    result = fit_candidate(candidate, read_gr(data_dir / "Ni.gr"), max_steps=1)  # every stage cut off
+    assert result.ok and "lattice stage stopped after 1 iterations" in result.message
+    assert abs(result.uiso["Ni1"] - start) > 1e-4 and result.delta2 != 1.0  # the last stage refined them
+    assert result.rw < 0.2

@@ -1,18 +1,33 @@
 """``sgmine identify``: from a measured G(r) to refined candidate structures and a space-group
 ranking.
 
-For each file: screen every structure of the library (:mod:`sgmine_diffpy.screen`: the file's
-Qmax, Qdamp and radiation, a free scale and a ±10 % isotropic stretch, Rw over the measured part
-of 1.5–30 Å), refine the best ``top`` (one per space group and formula) with pdffit2 as
-``sgmine refine`` does (scale, the lattice parameters the group leaves free, Uiso per site,
-delta2), and rank the space groups by
+For each file:
 
-    score(g) = min Rw over the refined structures of group g  −  COMBINE_WEIGHT · p_CNN(g)
-
-lowest first (:data:`COMBINE_WEIGHT` = 0.1; a group without a refined structure counts Rw = 1;
-p_CNN is the calibrated probability of sgmine's model, 0 for groups outside its classes). The
-refined Rw decides whenever the fits differ by more than a tenth of the CNN's confidence gap;
-the CNN breaks near-ties, e.g. a structure and its lower-symmetry subgroup fitting alike.
+1. **Settings.** Radiation, Qmax and Qdamp from the header (also PDFgetN's and PDFgetX2's
+   ``key=value`` words), else the options; Qmax, where neither gives it or the header's is far
+   beyond what the data reach, from the data's own spectrum (:func:`file_settings`).
+2. **Screen** every structure of the library (:mod:`sgmine_diffpy.screen`: the file's Qmax, Qdamp
+   and radiation, a free scale, a ±10 % isotropic stretch and a spherical-particle envelope
+   (bulk, or 64 to 16 Å across), Rw over the measured part of 1.5–30 Å).
+3. **Choose** ``top`` structures to refine (:func:`_choose`): the best-screened, one per space
+   group and formula, the first places going to the best-screened structure of each group the
+   CNN gives at least :data:`CNN_RESERVE`; where the header names the sample's elements, only
+   structures with at most that many elements.
+4. **Refine** them with pdffit2 as ``sgmine refine`` does (scale, the lattice parameters the group
+   leaves free, Uiso per site from :data:`FIT_START_UISO`, delta2; the particle diameter from
+   the screen's where it found one), on a 0.05 Å grid, each in a process of its own (a pdffit2
+   crash costs one row), on all cores.
+5. **Rank** the space groups (:func:`combined_ranking`). A refined structure *fits* when it is
+   plausible (positive scale, every Uiso within 0–0.1 Å², delta2 ≥ 0, particle diameter ≥ 8 Å:
+   :func:`plausible`) and its Rw is at most :data:`GOOD_FIT_RW` = 0.25. The groups with a
+   fitting structure come first; among them the CNN's probability decides, then the lower Rw
+   (a structure and its ordered superstructures or subgroups all fit once one does, the
+   latter a little better for their extra parameters, so Rw alone cannot choose between them).
+   When no refined structure fits, the CNN's own ranking stands: the remaining groups follow
+   by the CNN's probability (p_CNN, the calibrated probability of sgmine's model; 0 for groups
+   outside its candidates), groups of equal probability (refined groups outside the CNN's
+   candidates) by their best plausible Rw. The file's answer is the best plausible fit in
+   the top group (:func:`best_structure`).
 """
 
 from __future__ import annotations
@@ -29,14 +44,24 @@ from typing import Optional
 
 import numpy as np
 
+from sgmine_diffpy.refine import header_elements
 from sgmine_diffpy.structlib import DEFAULT_LIBRARY, StructureLibrary, StructureLibraryError
 
-#: Weight of the CNN's probability against the refined Rw in the space-group ranking.
-COMBINE_WEIGHT = 0.1
+#: Refined Rw at or below which a plausible structure counts as fitting the data and puts its
+#: space group ahead of the CNN's ranking (:func:`combined_ranking`). 0.25 is the usual upper
+#: end of an acceptable PDF refinement of a crystalline sample (a right structure refined
+#: against measured data typically gives Rw 0.05–0.25; well above that the model misses
+#: features of the data). Set a priori from that convention; it was NOT tuned on the measured
+#: files, which serve for validation only (docs/identify/README.md).
+GOOD_FIT_RW = 0.25
 #: Structures refined per file by default.
 DEFAULT_TOP = 10
 #: Least-squares iterations per refinement stage (screened structures start close).
 FIT_STEPS = 20
+#: Uiso (Å²) every refinement starts from: broad peaks first. From 0.005 Å², pdffit2 slid into a
+#: false minimum on Si.gr's diamond (Rw 0.24, delta2 7.1 Å², against 0.118 from 0.007 or 0.01 Å²)
+#: and stalled (Rw 0.99) or crashed on adamantine superstructures that fit from 0.01 Å².
+FIT_START_UISO = 0.01
 RADIATION_NAMES = {"xray": "xray", "x": "xray", "x-ray": "xray", "neutron": "neutron", "n": "neutron"}
 
 COLUMNS = ["file", "rank", "structure_id", "formula", "space_group", "symbol", "rw_screen", "rw",
@@ -86,7 +111,7 @@ class FileSummary:
     qmax: float | None = None
     best: IdentifyRow | None = None
     cnn: list = field(default_factory=list)  # [(space_group, symbol, probability)], best first
-    ranking: list = field(default_factory=list)  # [(space_group, symbol, score)], best first
+    ranking: list = field(default_factory=list)  # [(space_group, symbol, rw | None, p_cnn)], best first
     screen_s: float = 0.0
     total_s: float = 0.0
     message: str = ""
@@ -94,27 +119,56 @@ class FileSummary:
     def row(self) -> list[str]:
         b = self.best
         cnn = f"{self.cnn[0][0]} {self.cnn[0][1]} ({self.cnn[0][2]:.3f})" if self.cnn else ""
-        rank = "; ".join(f"{g} {s} ({v:.3f})" for g, s, v in self.ranking[:5])
+        rank = "; ".join(f"{g} {s} (Rw {'-' if rw is None else format(rw, '.3f')}, p {p:.3f})" for g, s, rw, p in self.ranking[:5])
         return [self.file, self.status, self.radiation, "" if self.qmax is None else f"{self.qmax:g}",
                 b.structure_id if b else "", b.formula if b else "", "" if b is None else str(b.space_group),
                 b.symbol if b else "", "" if b is None or b.rw is None else f"{b.rw:.4f}", cnn, rank,
                 f"{self.screen_s:.2f}", f"{self.total_s:.2f}", self.message]
 
 
-def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], weight: float = COMBINE_WEIGHT):
-    """``[(space_group, symbol, score)]`` lowest score first (see the module text)."""
+def plausible(row: IdentifyRow) -> bool:
+    """A fit whose parameters are physical: positive scale, every Uiso in 0–0.1 Å², delta2 ≥ 0,
+    a particle diameter (if refined) of at least 8 Å: what ``sgmine refine`` flags in its
+    message. A structure that fits only with a vanishing (Uiso ≫ 0.1) or negative atom is not
+    the sample's structure, however low its Rw."""
+    from sgmine_diffpy.refine import MAX_UISO, MIN_DIAMETER
+
+    fit = row.fit
+    if not row.ok or row.rw is None or not math.isfinite(row.rw) or fit is None:
+        return False
+    return ((fit.scale or 0.0) > 0 and all(0.0 <= u <= MAX_UISO for u in fit.uiso.values())
+            and (fit.delta2 is None or fit.delta2 >= 0) and (fit.spdiameter is None or fit.spdiameter >= MIN_DIAMETER))
+
+
+def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], good_fit: float = GOOD_FIT_RW,
+                     within: str = "cnn") -> list[tuple[int, str, float | None, float]]:
+    """The final space-group ranking, best first, as ``[(space_group, symbol, rw, p_cnn)]``
+    (``rw``: the group's best plausible refined Rw, None without one; ``p_cnn``: the CNN's
+    probability, 0 for groups outside its candidates). See the module text:
+
+    1. groups with a plausible fit (:func:`plausible`) of Rw ≤ ``good_fit``, by the CNN's
+       probability, then by Rw (``within="rw"``: by Rw, then by probability);
+    2. every other group by the CNN's probability, then by its best plausible Rw (none last).
+
+    So where nothing fits, the CNN's ranking stands; a refinement moves a group ahead of it
+    only by fitting the data."""
+    if within not in ("cnn", "rw"):
+        raise ValueError(f"within must be 'cnn' or 'rw', not {within!r}")
     best: dict[int, tuple[float, str]] = {}
     for r in rows:
-        if r.ok and r.rw is not None and math.isfinite(r.rw) and (r.space_group not in best or r.rw < best[r.space_group][0]):
+        if plausible(r) and (r.space_group not in best or r.rw < best[r.space_group][0]):
             best[r.space_group] = (r.rw, r.symbol)
     prob = {g: p for g, _, p in cnn}
     symbols = {g: s for g, s, _ in cnn}
-    groups = set(best) | set(prob)
-    scored = [(g, best.get(g, (1.0, symbols.get(g, "")))[1], best.get(g, (1.0, ""))[0] - weight * prob.get(g, 0.0)) for g in groups]
-    return sorted(scored, key=lambda t: (t[2], t[0]))
 
+    def key(g: int):
+        rw, p = best[g][0] if g in best else math.inf, prob.get(g, 0.0)
+        if rw <= good_fit:
+            return (0, -p, rw, g) if within == "cnn" else (0, rw, -p, g)
+        return (1, -p, rw, g)
 
-# --------------------------------------------------------------------------- libraries
+    return [(g, best[g][1] if g in best else symbols.get(g, ""), best[g][0] if g in best else None, prob.get(g, 0.0))
+            for g in sorted(set(best) | set(prob), key=key)]
 
 
 class ScreeningLibrary:
@@ -125,6 +179,14 @@ class ScreeningLibrary:
         self.name = name
         self.skipped = skipped or []
         self._prepared: dict = {}
+        self._species: np.ndarray | None = None
+
+    def species(self) -> np.ndarray:
+        """Per structure, how many different elements it has."""
+        if self._species is None:
+            lib = self.structures
+            self._species = np.array([len(np.unique(lib.numbers[lib.offsets[i]:lib.offsets[i + 1]])) for i in range(len(lib))])
+        return self._species
 
     def curves(self, radiation: str, say=None) -> np.ndarray:
         from sgmine_diffpy.screen import library_curves
@@ -209,26 +271,44 @@ def _cif_folder(folder: Path, cache: Path, say) -> ScreeningLibrary:
 # --------------------------------------------------------------------------- one file
 
 
+#: A header Qmax above this multiple of the data's own (:func:`~sgmine_diffpy.screen.estimate_qmax`)
+#: is a range asked for, not reached (PDFgetX2 writes its S(Q) range, e.g. ``qmax=100``).
+QMAX_HEADER_SLACK = 1.5
+
+
 def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str | None):
-    """``(radiation name, qmax, qdamp)``: the header's where present (its ``mode``/``stype``/
-    ``qmax``/``qdamp`` entries, else what PDFgetN and PDFgetX2 headers record:
-    :func:`~sgmine_diffpy.refine.header_words`), else the options."""
+    """``(radiation name, qmax, qdamp, notes)``: the header's where present (its ``mode``/
+    ``stype``/``qmax``/``qdamp`` entries, else what PDFgetN and PDFgetX2 headers record:
+    :func:`~sgmine_diffpy.refine.header_words`), else the options; Qmax, where neither gives it
+    (or the header's is far beyond what the data reach), from the data's own spectrum."""
     from sgmine.gr import header_value
     from sgmine_diffpy.refine import _float, header_radiation, header_words
+    from sgmine_diffpy.screen import estimate_qmax
 
+    notes = []
     said = header_radiation(curve)
     rad = {"N": "neutron", "X": "xray"}[said] if said else (radiation or "xray")
     hq, hd = _float(header_value(curve.metadata, "qmax")), _float(header_value(curve.metadata, "qdamp"))
     if hq is None:
         hq = header_words(curve)[1]
-    return rad, hq if hq is not None else qmax, hd if hd is not None else qdamp
+    q = hq if hq is not None else qmax
+    if q is None or hq is not None:
+        estimate = estimate_qmax(curve.r, curve.g)
+        if q is None and estimate is not None:
+            q = round(estimate, 1)
+            notes.append(f"Qmax {q:g} estimated from the data")
+        elif q is not None and estimate is not None and q > QMAX_HEADER_SLACK * estimate:
+            notes.append(f"header Qmax {q:g} is beyond the data's ({estimate:.1f}): Qmax {estimate:.1f} used")
+            q = round(estimate, 1)
+    return rad, q, hd if hd is not None else qdamp, notes
 
 
 def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TOP, model=None,
                   qmax: float | None = None, qdamp: float | None = None, radiation: str | None = None,
-                  rmin: float = 1.5, rmax: float = 30.0, say=None) -> tuple[list[IdentifyRow], FileSummary]:
+                  rmin: float = 1.5, rmax: float = 30.0, say=None, use_elements: bool = True) -> tuple[list[IdentifyRow], FileSummary]:
     """Screen, refine and rank for one file (see the module text). Never raises for a bad file:
-    the rows then hold one error row and the summary says why."""
+    the rows then hold one error row and the summary says why. ``use_elements=False`` ignores
+    the elements the header names (:func:`_choose`)."""
     from sgmine.gr import ReadError, read_gr
     from sgmine_diffpy.screen import screen
 
@@ -239,9 +319,13 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     except (ReadError, OSError, ValueError) as exc:
         return _failed(summary, str(exc), start)
     summary.cnn, cnn_note = _cnn(path, model)
-    rad, q, d = file_settings(curve, qmax, qdamp, radiation)
+    rad, q, d, notes = file_settings(curve, qmax, qdamp, radiation)
     summary.radiation, summary.qmax = rad, q
+    if q is not None:
+        curve.metadata = {k: v for k, v in curve.metadata.items() if str(k).lstrip("#").strip().lower() != "qmax"} | {"qmax": q}
+    elements = header_elements(curve) if use_elements else None
     try:
+        library.curves(rad, say)  # computed once per machine (minutes), then read from the cache: not screening time
         t0 = time.perf_counter()
         matrix, valid = library.prepared(rad, q, d, say)
         result = screen(curve.r, curve.g, matrix, rmin=rmin, rmax=rmax, valid=valid,
@@ -249,40 +333,182 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         summary.screen_s = time.perf_counter() - t0
     except ValueError as exc:
         return _failed(summary, f"{path}: cannot screen: {exc}", start)
-    lib = library.structures
-    prob = {g: p for g, _, p in summary.cnn}
-    chosen, seen = [], set()
-    for i in result.best(max(50 * top, 200)):
-        key = (int(lib.space_groups[i]), str(lib.formulas[i]))
-        if key in seen or not math.isfinite(result.rw[i]):
-            continue
-        seen.add(key)
-        chosen.append(int(i))
-        if len(chosen) == top:
-            break
+    chosen = _choose(library, result, top, elements, summary.cnn)
     if rad == "neutron" and "radiation" not in {k.lower() for k in curve.metadata}:
         curve.metadata["radiation"] = "neutron"  # the refinement reads the radiation from the header
-    rows = []
-    for rank, i in enumerate(chosen, start=1):
-        row = IdentifyRow(path, rank, str(lib.ids[i]), str(lib.formulas[i]), int(lib.space_groups[i]), str(lib.symbols[i]),
-                          float(result.rw[i]), cnn_probability=prob.get(int(lib.space_groups[i]), 0.0), source=str(lib.sources[i]))
-        t1 = time.perf_counter()
-        _refine(row, lib, i, float(result.stretch[i]), curve, q, d, rmin, rmax)
-        if say:
-            outcome = f"Rw {row.rw:.4f}" if row.ok else f"failed: {row.message}"
-            say(f"sgmine identify: {path} × {row.structure_id} {row.formula} ({row.symbol}, screen Rw {row.rw_screen:.3f}): "
-                f"{outcome} ({time.perf_counter() - t1:.1f} s)")
-        rows.append(row)
+    rows = _refine_all(path, library.structures, chosen, result, curve, summary.cnn, q, d, rmin, rmax, say)
     rows.sort(key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0, r.rank))
     summary.ranking = combined_ranking(rows, summary.cnn)
-    summary.best = rows[0] if rows and rows[0].ok else None
-    notes = [cnn_note] if cnn_note else []
+    summary.best = best_structure(rows, summary.ranking)
+    notes = ([cnn_note] if cnn_note else []) + notes
+    if elements is not None:
+        notes.append(f"refined structures of at most {len(elements)} element{'s' if len(elements) > 1 else ''} "
+                     f"(the header names {' '.join(sorted(elements))})")
     if summary.best is None:
         summary.status = "error"
         notes.append("no refinement succeeded")
+    elif not (plausible(summary.best) and summary.best.rw <= GOOD_FIT_RW):
+        notes.append(f"no refined structure fits (plausible with Rw ≤ {GOOD_FIT_RW:g}): the ranking is the CNN's")
     summary.message = "; ".join(notes)
     summary.total_s = time.perf_counter() - start
     return rows, summary
+
+
+#: :func:`_choose` refines the best-screened structure of each group to which the CNN gives at
+#: least this probability (at most :data:`CNN_GROUPS` groups), whatever its screening rank.
+CNN_RESERVE, CNN_GROUPS = 0.1, 3
+
+
+def _choose(library: ScreeningLibrary, result, top: int, elements: set[str] | None, cnn=()) -> list[int]:
+    """The structures to refine: the best-screened ``top``, one per (space group, formula), of
+    which the first places go to the best-screened structure of each group the CNN finds
+    likely (:data:`CNN_RESERVE`): the combined ranking can credit a group only through a
+    refined structure, and a library holds many ordered superstructures of a simple lattice
+    (adamantine derivatives of diamond, ordered fcc alloys) that screen slightly better than
+    the lattice itself because their extra distinct atoms broaden the peaks. With the sample's
+    elements known, only structures with at most as many elements are refined: a structure that
+    orders more kinds of atoms than the sample has cannot be the sample's."""
+    lib = library.structures
+    most = len(elements) if elements else None
+    species = library.species()
+    order = [int(i) for i in result.best(len(lib))
+             if math.isfinite(result.rw[i]) and (most is None or species[i] <= most)]
+    chosen, seen = [], set()
+
+    def take(i):
+        key = (int(lib.space_groups[i]), str(lib.formulas[i]))
+        if key not in seen and len(chosen) < top:
+            seen.add(key)
+            chosen.append(i)
+
+    likely = [g for g, _, p in sorted(cnn, key=lambda c: -c[2]) if p >= CNN_RESERVE][:CNN_GROUPS]
+    for group in likely:
+        first = next((i for i in order if int(lib.space_groups[i]) == group), None)
+        if first is not None:
+            take(first)
+    for i in order:
+        if len(chosen) == top:
+            break
+        take(i)
+    return sorted(chosen, key=lambda i: result.rw[i])
+
+
+def _refine_all(path, lib: StructureLibrary, chosen: list[int], result, curve, cnn, q, d, rmin, rmax, say) -> list[IdentifyRow]:
+    """Refine the chosen structures, on all CPU cores (one pdffit2 fit per process:
+    :func:`_isolated`), on the screening grid (:func:`fit_grid`)."""
+    prob = {g: p for g, _, p in cnn}
+    fit_curve = fit_grid(curve)
+    tasks = []
+    for rank, i in enumerate(chosen, start=1):
+        row = IdentifyRow(path, rank, str(lib.ids[i]), str(lib.formulas[i]), int(lib.space_groups[i]), str(lib.symbols[i]),
+                          float(result.rw[i]), cnn_probability=prob.get(int(lib.space_groups[i]), 0.0), source=str(lib.sources[i]))
+        diameter = None if result.diameter is None or math.isinf(result.diameter[i]) else float(result.diameter[i])
+        tasks.append((row, lib.structure(i), float(result.stretch[i]), fit_curve, q, d, rmin, rmax, diameter))
+    rows = []
+    for row, seconds in _isolated(tasks, max(1, min(len(tasks), os.cpu_count() or 1))):
+        if say:
+            outcome = f"Rw {row.rw:.4f}" if row.ok else f"failed: {row.message}"
+            say(f"sgmine identify: {path} × {row.structure_id} {row.formula} ({row.symbol}, screen Rw {row.rw_screen:.3f}): "
+                f"{outcome} ({seconds:.1f} s)")
+        rows.append(row)
+    return rows
+
+
+#: Seconds a refinement may take before it is stopped (its row then says so).
+FIT_TIMEOUT = 600.0
+
+
+def _isolated(tasks: list, workers: int):
+    """``(row, seconds)`` of each task (:func:`_refine_task`) in the tasks' order, each run in a
+    process of its own, ``workers`` at a time: pdffit2 crashes on some structures (a segfault
+    in its C++ core, seen on a screened candidate of Si.gr), which then costs that row (status
+    error, the signal in its message), not the batch; a fit past :data:`FIT_TIMEOUT` is stopped."""
+    import multiprocessing
+    import sys
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    waiting = list(enumerate(tasks))
+    running: dict = {}
+    done: dict = {}
+    emitted = 0
+    while waiting or running:
+        while waiting and len(running) < workers:
+            index, task = waiting.pop(0)
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_refine_child, args=(send, task), daemon=True)
+            process.start()
+            send.close()
+            running[index] = (process, receive, time.perf_counter())
+        ready = wait([conn for _, conn, _ in running.values()], timeout=1.0)
+        for index, (process, conn, started) in list(running.items()):
+            seconds = time.perf_counter() - started
+            if conn in ready:
+                try:
+                    done[index] = conn.recv()
+                except (EOFError, OSError):
+                    process.join(5)
+                    code = process.exitcode
+                    row = tasks[index][0]
+                    row.status = "error"
+                    row.message = (f"refinement crashed (pdffit2 killed by signal {-code})" if code is not None and code < 0
+                                   else f"refinement process ended without a result (exit status {code})")
+                    done[index] = (row, seconds)
+            elif seconds > FIT_TIMEOUT:
+                process.kill()
+                row = tasks[index][0]
+                row.status, row.message = "error", f"refinement stopped after {FIT_TIMEOUT:g} s"
+                done[index] = (row, seconds)
+            else:
+                continue
+            conn.close()
+            process.join(5)
+            del running[index]
+        while emitted in done:
+            yield done.pop(emitted)
+            emitted += 1
+
+
+def _refine_child(conn, task) -> None:
+    try:
+        conn.send(_refine_task(task))
+    finally:
+        conn.close()
+
+
+#: The refinement's r step (Å) at most: the screen's. Ni.gr's 0.01 Å points fitted on 0.05 Å give
+#: the same Rw to 1e-4 in a fifth of the time (peaks are ≥ 0.1 Å wide; Nyquist at Qmax 30 is 0.1 Å).
+FIT_STEP = 0.05
+
+
+def fit_grid(curve):
+    """``curve`` resampled to :data:`FIT_STEP` where its points are closer (else itself)."""
+    from sgmine.gr import Curve
+
+    r, g = np.asarray(curve.r, float), np.asarray(curve.g, float)
+    if len(r) < 2 or np.median(np.diff(r)) >= FIT_STEP * 0.999:
+        return curve
+    grid = np.round(FIT_STEP * np.arange(math.ceil(r.min() / FIT_STEP - 1e-9), math.floor(r.max() / FIT_STEP + 1e-9) + 1), 9)
+    return Curve(r=grid, g=np.interp(grid, r, g), metadata=dict(curve.metadata), source=curve.source,
+                 header_lines=tuple(getattr(curve, "header_lines", ()) or ()))
+
+
+def _refine_task(task):
+    row, structure, stretch, curve, q, d, rmin, rmax, diameter = task
+    t = time.perf_counter()
+    _refine(row, structure, stretch, curve, q, d, rmin, rmax, diameter)
+    return row, time.perf_counter() - t
+
+
+def best_structure(rows: list[IdentifyRow], ranking) -> IdentifyRow | None:
+    """The answer: the best plausible fit in the top group of the combined ranking, else the
+    best plausible fit, else the best fit at all (see :data:`GOOD_FIT_RW` for whether it fits)."""
+    fitted = [r for r in rows if r.ok and r.rw is not None and math.isfinite(r.rw)]
+    for pick in ([r for r in fitted if ranking and r.space_group == ranking[0][0] and plausible(r)],
+                 [r for r in fitted if plausible(r)], fitted):
+        if pick:
+            return min(pick, key=lambda r: r.rw)
+    return None
 
 
 def _cnn(path: str, model) -> tuple[list, str]:
@@ -297,13 +523,14 @@ def _cnn(path: str, model) -> tuple[list, str]:
     return [(c.space_group, c.symbol, float(c.probability)) for c in p.candidates], ""
 
 
-def _refine(row: IdentifyRow, lib: StructureLibrary, index: int, stretch: float, curve, qmax, qdamp, rmin, rmax) -> None:
+def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmin, rmax, diameter=None) -> None:
     from sgmine_diffpy import refine
     from sgmine_diffpy.candidates import CandidateModel, space_group_parameters
     from sgmine_diffpy.library import standardise
 
     try:
-        structure = lib.structure(index)
+        for atom in structure:
+            atom.Uisoequiv = FIT_START_UISO
         lat = structure.lattice
         structure.lattice.setLatPar(lat.a * stretch, lat.b * stretch, lat.c * stretch)
         entry = standardise(structure, row.structure_id)
@@ -313,12 +540,15 @@ def _refine(row: IdentifyRow, lib: StructureLibrary, index: int, stretch: float,
         return
     candidate = CandidateModel(row.file, row.rank, entry.space_group, entry.symbol, row.cnn_probability or 0.0, entry, phase, sgpars)
     try:
-        result = refine.fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, max_steps=FIT_STEPS)
+        result = refine.fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, max_steps=FIT_STEPS,
+                                      spdiameter=diameter)
     except Exception as exc:  # fit_candidate reports pdffit2's failures itself; anything else costs this row only
         row.status, row.message = "error", f"refinement failed: {type(exc).__name__}: {exc}"
         return
     row.fit = result
     row.status, row.message = result.status, result.message
+    if result.spdiameter is not None:
+        row.message = "; ".join(m for m in (f"particle diameter {result.spdiameter:.1f} Å (from {diameter:g})", row.message) if m)
     row.rw, row.lattice = result.rw, dict(result.lattice)
 
 
@@ -382,7 +612,7 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
         summaries.append(summary)
         if summary.best is not None:
             _say(f"sgmine identify: {path}: best {summary.best.structure_id} {summary.best.formula} {summary.best.symbol} "
-                 f"Rw {summary.best.rw:.4f}; ranking " + ", ".join(f"{g} {s}" for g, s, _ in summary.ranking[:3])
+                 f"Rw {summary.best.rw:.4f}; ranking " + ", ".join(f"{g} {s}" for g, s, *_ in summary.ranking[:3])
                  + f" (screen {summary.screen_s:.1f} s, total {summary.total_s:.1f} s)")
         else:
             _say(f"sgmine identify: {path}: {summary.message}")

@@ -13,10 +13,11 @@ library's values):
 
 The fit runs in three stages (scale; + lattice; + ADPs, delta2 [, qdamp]) so that a poor
 start does not send the ADPs astray. The fit range defaults to 1.5–30 Å, the range the CNN
-sees. Qmax and Qdamp come from the file header (``qmax``, ``qdamp``) where present, else
-from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
+sees (its measured part, where the data are shorter). Qmax and Qdamp come from the file
+header (``qmax``, ``qdamp``; also the ``Qmax=`` words of PDFgetN and PDFgetX2 headers,
+:func:`header_words`) where present, else from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
 :data:`DEFAULT_QDAMP`. The radiation is x-ray unless the header's ``mode``/``stype`` says
-neutron. Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
+neutron (or, without those, the header is PDFgetN's: :func:`header_radiation`). Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
 (unit weights, since .gr files rarely carry usable uncertainties).
 """
 
@@ -47,12 +48,14 @@ DEFAULT_MAX_STEPS = 40
 
 #: Larger isotropic ADPs (Å²) are flagged as unphysical in the result's message.
 MAX_UISO = 0.1
+#: A refined spherical-particle diameter (Å) below this is flagged as unphysical.
+MIN_DIAMETER = 8.0
 
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 OK, ERROR = "ok", "error"
 
 # pdffit2 variable numbers
-_SCALE, _DELTA2, _QDAMP, _LAT0, _U0 = 1, 2, 3, 11, 101
+_SCALE, _DELTA2, _QDAMP, _SPDIAMETER, _LAT0, _U0 = 1, 2, 3, 4, 11, 101
 
 
 @dataclass
@@ -74,6 +77,7 @@ class FitResult:
     delta2: float | None = None
     qmax: float | None = None
     qdamp: float | None = None
+    spdiameter: float | None = None  # Å, when a spherical-particle envelope was refined
     rmin: float | None = None
     rmax: float | None = None
     npoints: int = 0
@@ -150,6 +154,48 @@ def header_words(curve: Curve) -> tuple[str | None, float | None]:
     return rad, qmax
 
 
+_FORMULA = re.compile(r"(?:[A-Z][a-z]?(?:\d+\.?\d*|\.\d+)?)+")
+_ELEMENT_AMOUNT = re.compile(r"([A-Z][a-z]?)((?:\d+\.?\d*|\.\d+)?)")
+
+
+def header_elements(curve: Curve) -> set[str] | None:
+    """The sample's chemical elements as the header records them, or None when it does not:
+    the ``composition`` entry (xPDFsuite, PDFgetX3: ``Ir0.80Rh0.20Te2``), else the element table
+    of PDFgetN (``Element relAtomNum ...``) or PDFgetX2 (``#L symbol valence fractions ...``),
+    one element per row; elements given with amount 0 are left out."""
+    import periodictable
+
+    def element(symbol: str) -> bool:
+        try:
+            periodictable.elements.symbol(symbol)
+            return True
+        except ValueError:
+            return False
+
+    text = str(header_value(curve.metadata, "composition") or "").replace(" ", "")
+    if text and _FORMULA.fullmatch(text):
+        pairs = _ELEMENT_AMOUNT.findall(text)
+        if all(element(e) for e, _ in pairs):
+            found = {e for e, n in pairs if n == "" or float(n) > 0}
+            if found:
+                return found
+    lines = list(getattr(curve, "header_lines", ()) or ())
+    for k, line in enumerate(lines):
+        words = line.split()
+        if words[:1] == ["Element"] or words[:2] == ["#L", "symbol"]:
+            amount = 1 if words[0] == "Element" else 2  # relAtomNum; fractions
+            found = set()
+            for row in lines[k + 1:]:
+                cells = row.split()
+                if len(cells) <= amount or not element(cells[0]) or _float(cells[amount]) is None:
+                    break
+                if _float(cells[amount]) > 0:
+                    found.add(cells[0])
+            if found:
+                return found
+    return None
+
+
 def fit_candidate(
     candidate: CandidateModel,
     curve: Curve,
@@ -159,8 +205,12 @@ def fit_candidate(
     rmax: float = DEFAULT_RMAX,
     fit_qdamp: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
+    spdiameter: float | None = None,
 ) -> FitResult:
     """Refine ``candidate``'s structure against ``curve`` with pdffit2 (see the module text).
+
+    ``spdiameter`` (Å) starts pdffit2's spherical-particle envelope there and refines it with
+    the ADPs (for a nanoparticle; ``sgmine identify`` passes the screen's best diameter).
 
     Each stage stops after ``max_steps`` least-squares iterations (noted in the message when it
     had not converged). When a later stage breaks down (pdffit2's "singular matrix", typical
@@ -175,12 +225,14 @@ def fit_candidate(
     in_range = (curve.r >= rmin) & (curve.r <= rmax)
     if in_range.sum() < 10:
         return _failed(result, f"only {int(in_range.sum())} data points within {rmin:g}–{rmax:g} Å")
+    # the measured part of the range: pdffit2 refuses a range beyond its data (LSCO files end at 20 Å)
+    rmin, rmax = max(rmin, float(curve.r[in_range].min())), min(rmax, float(curve.r[in_range].max()))
     chatter = io.StringIO()
     try:
         with _pdffit_output(chatter):
-            pf, lattice_vars, adp_vars = _setup(candidate, curve, q, d, rmin, rmax, fit_qdamp)
+            pf, lattice_vars, adp_vars = _setup(candidate, curve, q, d, rmin, rmax, fit_qdamp, spdiameter)
             notes += _refine_in_stages(pf, lattice_vars, adp_vars, fit_qdamp, max_steps)
-            _collect(pf, candidate, result, fit_qdamp)
+            _collect(pf, candidate, result, fit_qdamp, spdiameter)
     except Exception as exc:  # pdffit2 signals bad input and divergence with assorted errors
         last = [line for line in chatter.getvalue().splitlines() if line.strip()][-1:]
         detail = f" [{last[0].strip()}]" if last else ""
@@ -214,19 +266,36 @@ def _refine_in_stages(pf, lattice_vars: list[int], adp_vars: list[int], fit_qdam
     return notes
 
 
+#: pdffit2 ends a refinement (its FINAL step) after this many stagnating steps (fit.cc: NSTAG).
+_PDFFIT2_STAGNATING = 3
+
+
 def _run_stage(pf, free: list[int], max_steps: int) -> bool:
-    """Refine the variables ``free`` (the others held); True when pdffit2 converged."""
+    """Refine the variables ``free`` (the others held); True when pdffit2 converged.
+
+    A stage cut off after ``max_steps`` is brought to pdffit2's own end before returning: its
+    ``refine_step`` keeps a refinement open (a static flag, and the number of free parameters
+    fixed at the refinement's first step) until it reports the end, so the next stage's
+    ``freepar`` calls would otherwise change the free set under a running refinement: the new
+    parameters went unrefined, and the final covariance step wrote past its arrays (segfaults
+    in ``covsrt`` on about a third of ``sgmine identify``'s fits). With a huge tolerance every
+    step counts as stagnating, and pdffit2 ends after :data:`_PDFFIT2_STAGNATING` more steps.
+    """
     pf.fixpar("ALL")
     for var in free:
         pf.freepar(var)
     for _ in range(max_steps):
         if pf.refine_step():
             return True
+    for _ in range(_PDFFIT2_STAGNATING + 2):
+        if pf.refine_step(1e30):
+            break
     return False
 
 
-def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp):
-    """A PdfFit with data, structure and constraints; also its lattice and ADP variables."""
+def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp, spdiameter=None):
+    """A PdfFit with data, structure and constraints; also its lattice and ADP variables (with
+    the particle diameter, when given: it is refined with them)."""
     from diffpy.pdffit2 import PdfFit
 
     pf = PdfFit()
@@ -259,11 +328,18 @@ def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp):
         for u in (pf.u11, pf.u22, pf.u33):
             pf.constrain(u(atom_index), f"@{var}")
         pf.setpar(var, float(candidate.structure[site].Uisoequiv))
-    return pf, lattice_vars, [_U0 + i for i in range(len(sites))]
+    adp_vars = [_U0 + i for i in range(len(sites))]
+    if spdiameter:
+        pf.constrain(pf.spdiameter(), f"@{_SPDIAMETER}")
+        pf.setpar(_SPDIAMETER, float(spdiameter))
+        adp_vars.append(_SPDIAMETER)
+    return pf, lattice_vars, adp_vars
 
 
-def _collect(pf, candidate, result: FitResult, fit_qdamp: bool) -> None:
+def _collect(pf, candidate, result: FitResult, fit_qdamp: bool, spdiameter=None) -> None:
     result.rw = float(pf.getrw())
+    if spdiameter:
+        result.spdiameter = float(pf.getpar(_SPDIAMETER))
     result.scale = float(pf.getpar(_SCALE))
     result.delta2 = float(pf.getpar(_DELTA2))
     if fit_qdamp:
@@ -284,6 +360,8 @@ def _physics_notes(result: FitResult) -> list[str]:
         notes.append("scale <= 0: the model does not match the data")
     if result.delta2 is not None and result.delta2 < 0:
         notes.append("negative delta2 (unphysical)")
+    if result.spdiameter is not None and result.spdiameter < MIN_DIAMETER:
+        notes.append(f"particle diameter {result.spdiameter:.1f} Å (< {MIN_DIAMETER:g} Å, unphysical)")
     if result.rw is None or not math.isfinite(result.rw):
         notes.append("Rw is not finite")
     return notes

@@ -13,8 +13,10 @@ of a ±10 % search without a new simulation. The free scale is solved in closed 
     Rw = sqrt(1 − <g, m>² / (<g, g> <m, m>))      (0 for <g, m> ≤ 0: Rw = 1)
 
 is pdffit2's unit-weight Rw at the best scale, over the measured part of 1.5–30 Å. A coarse
-pass over :data:`STRETCHES` (0.5 % steps) is followed by a fine pass (0.1 % steps) around the
-best stretch of the best :data:`FINE_TOP` structures. All of it is numpy over the whole library.
+pass over :data:`STRETCHES` (0.5 % steps) and the particle diameters :data:`DIAMETERS` (bulk,
+and the spherical envelope of a nanoparticle) is followed by a fine pass (0.1 % steps) around
+the best stretch of the best :data:`FINE_TOP` structures. All of it is numpy over the whole
+library.
 """
 
 from __future__ import annotations
@@ -41,18 +43,24 @@ SCREEN_RMIN, SCREEN_RMAX, SCREEN_STEP = 1.5, 30.0, 0.05
 STRETCHES = np.linspace(0.9, 1.1, 41)
 #: How many structures get the fine stretch search (±0.5 % in 0.1 % steps).
 FINE_TOP = 300
+#: Spherical-particle diameters (Å) the screen tries (inf: bulk): a nanoparticle's G(r) fades
+#: with the particle's envelope 1 − 3r/2D + r³/2D³, which no stretch or scale of a bulk curve
+#: reproduces (CeO2 nanoparticles of about 2.5 nm: fluorite screened 80th without it).
+DIAMETERS = (math.inf, 64.0, 40.0, 25.0, 16.0)
 #: Bump when the stored curves change meaning (names the cache files).
 CURVES_VERSION = 1
 
 
 @dataclass
 class ScreenResult:
-    """Per library structure: Rw at the best stretch and scale (``inf`` without a curve)."""
+    """Per library structure: Rw at the best stretch, particle diameter and scale (``inf``
+    without a curve)."""
 
     rw: np.ndarray
     stretch: np.ndarray
     npoints: int
     r_range: tuple[float, float]
+    diameter: np.ndarray | None = None  # Å, inf for bulk
 
     def best(self, n: int) -> np.ndarray:
         """Indices of the ``n`` lowest Rw, best first."""
@@ -190,6 +198,42 @@ def prepare(curves: np.ndarray, *, qmax, qdamp) -> np.ndarray:
     return m
 
 
+#: :func:`estimate_qmax`: the last Q where the data's smoothed |F(Q)| is above this share of its
+#: maximum. Checked against the Qmax that 17 measured files' headers give: within 1 Å⁻¹ for 16
+#: (the 17th, a file reduced without background subtraction, came out 8 Å⁻¹ high).
+QMAX_LEVEL = 0.02
+#: :func:`estimate_qmax`: the length (Å) at the end of the data tapered to 0 by a cos² window.
+QMAX_TAPER = 3.0
+
+
+def estimate_qmax(r: np.ndarray, g: np.ndarray, level: float = QMAX_LEVEL) -> float | None:
+    """The Qmax (Å⁻¹) a measured G(r) was transformed with, from its own spectrum: F(Q) =
+    ∫ G(r) sin(Qr) dr over the data up to 40 Å is the reduced structure function up to Qmax and
+    nothing beyond it, so Qmax is where |F(Q)| (smoothed over 1 Å⁻¹) last exceeds ``level`` of its
+    maximum. The last :data:`QMAX_TAPER` Å of the data are tapered to 0 first: the step where the
+    data end otherwise leaks into F(Q) at every Q (a curve transformed at Qmax 18 read as 31-38).
+    Where the signal fades before Qmax (large ADPs), the estimate is where it fades. None when
+    the data are too short or too coarse to tell."""
+    r = np.asarray(r, dtype=float)
+    g = np.asarray(g, dtype=float)
+    keep = np.isfinite(r) & np.isfinite(g) & (r > 0.5) & (r <= 40.0)
+    r, g = r[keep], g[keep]
+    if len(r) < 50:
+        return None
+    dr = float(np.median(np.diff(r)))
+    if not dr > 0:
+        return None
+    q = np.arange(1.0, min(60.0, 0.95 * math.pi / dr), 0.1)
+    if len(q) < 50:
+        return None
+    taper = np.clip((r - (r[-1] - QMAX_TAPER)) / QMAX_TAPER, 0.0, 1.0)
+    g = g * np.cos(0.5 * math.pi * taper) ** 2
+    f = np.abs(np.sin(np.outer(q, r)) @ g) * dr
+    smooth = np.convolve(f, np.ones(10) / 10, mode="same")
+    above = np.nonzero(smooth > level * smooth[q > 3].max())[0]
+    return float(q[above[-1]]) if len(above) else None
+
+
 def measured_grid(r: np.ndarray, g: np.ndarray, rmin: float = SCREEN_RMIN, rmax: float = SCREEN_RMAX):
     """``(r_k, g_k)``: the measured curve on the screening grid over its part of ``rmin``–``rmax``."""
     r = np.asarray(r, dtype=float)
@@ -205,8 +249,18 @@ def measured_grid(r: np.ndarray, g: np.ndarray, rmin: float = SCREEN_RMIN, rmax:
     return rk, np.interp(rk, r, g)
 
 
-def _rw_at(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, s: float | np.ndarray) -> np.ndarray:
-    """Rw of every row of ``m`` stretched by ``s`` (scalar, or one per row)."""
+def envelope(r: np.ndarray, diameter: float | np.ndarray) -> np.ndarray:
+    """The spherical-particle envelope 1 − 3r/2D + r³/2D³ (0 beyond D; 1 for D = inf), as
+    pdffit2's ``spdiameter``; ``diameter`` may be one per row (then rows × len(r))."""
+    d = np.asarray(diameter, dtype=float)
+    x = np.asarray(r, dtype=float) / (d[..., None] if d.ndim else d)
+    return np.where(x < 1.0, 1.0 - 1.5 * x + 0.5 * x ** 3, 0.0)
+
+
+def _rw_at(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, s: float | np.ndarray,
+           env: np.ndarray | None = None) -> np.ndarray:
+    """Rw of every row of ``m`` stretched by ``s`` (scalar, or one per row), times ``env``
+    (the particle envelope at ``rk``, one row per row of ``m``) where given."""
     pos = rk[None, :] / np.atleast_1d(s)[:, None] / CURVE_STEP  # (1 or n, k)
     i0 = np.clip(np.floor(pos).astype(np.int64), 1, m.shape[1] - 3)
     t = (pos - i0).astype(np.float32)
@@ -218,6 +272,8 @@ def _rw_at(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, s: float | 
     else:
         rows = np.arange(m.shape[0])[:, None]
         ms = sum(m[rows, i0 + k - 1] * w for k, w in enumerate(weights))
+    if env is not None:
+        ms = ms * env.astype(np.float32)
     dots = ms @ gk.astype(np.float32)
     norms = np.einsum("ij,ij->i", ms, ms)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -239,15 +295,19 @@ def _interpolation_matrix(rk: np.ndarray, s: float, n_grid: int) -> np.ndarray:
     return w
 
 
-def _rw_all_stretches(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, stretches: np.ndarray) -> np.ndarray:
+def _rw_all_stretches(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, stretches: np.ndarray,
+                      env: np.ndarray | None = None) -> np.ndarray:
     """Rw (n × len(stretches)) of every row of ``m`` at every stretch, by matrix products alone.
 
     With W_s the interpolation matrix, ⟨g, W_s m⟩ = m · (W_sᵀ g) and ⟨W_s m, W_s m⟩ =
     Σ_o Σ_j m_j m_(j+o) (W_sᵀW_s)_(j, j+o), where W_sᵀW_s is banded (|o| ≤ 3): a few products of
     the library matrix with (n_grid × n_stretches) matrices instead of a gather per stretch.
+    A particle envelope ``env`` (at ``rk``) weights the rows of W_s.
     """
     n_grid = m.shape[1]
     ws = [_interpolation_matrix(rk, float(s), n_grid) for s in stretches]
+    if env is not None:
+        ws = [w * env[:, None] for w in ws]
     v = np.stack([w.T @ gk for w in ws], axis=1).astype(np.float32)  # (n_grid, S)
     dots = (m @ v).astype(np.float64)
     norms = np.zeros_like(dots)
@@ -263,36 +323,45 @@ def _rw_all_stretches(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, 
 
 def screen(r: np.ndarray, g: np.ndarray, prepared: np.ndarray, *, rmin: float = SCREEN_RMIN, rmax: float = SCREEN_RMAX,
            stretches: np.ndarray = STRETCHES, fine_top: int = FINE_TOP, valid: np.ndarray | None = None,
-           curves: np.ndarray | None = None, qmax: float | None = None, qdamp: float | None = None) -> ScreenResult:
+           curves: np.ndarray | None = None, qmax: float | None = None, qdamp: float | None = None,
+           diameters=DIAMETERS) -> ScreenResult:
     """Rw of every prepared curve (:func:`prepare`) against the measured ``(r, g)`` at its best
-    stretch (see the module text). ``valid`` marks the rows that have a curve (others: inf).
-    With the stored ``curves`` (and the file's ``qmax``, ``qdamp``), the fine pass prepares each
-    of the best ``fine_top`` at ``qmax · s`` and ``qdamp · s`` for its coarse best stretch s, so
-    that the stretched curve carries the file's own Qmax and Qdamp."""
+    stretch and particle diameter (see the module text). ``valid`` marks the rows that have a
+    curve (others: inf). With the stored ``curves`` (and the file's ``qmax``, ``qdamp``), the
+    fine pass prepares each of the best ``fine_top`` at ``qmax · s`` and ``qdamp · s`` for its
+    coarse best stretch s, so that the stretched curve carries the file's own Qmax and Qdamp."""
     rk, gk = measured_grid(r, g, rmin, rmax)
     gg = float(gk @ gk)
     if not gg > 0:
         raise ValueError("the measured curve is zero over the screening range")
     n = prepared.shape[0]
-    rw_all = _rw_all_stretches(prepared, rk, gk, gg, np.asarray(stretches, dtype=float))
-    pick = np.argmin(rw_all, axis=1)
-    best_rw = rw_all[np.arange(n), pick]
-    best_s = np.asarray(stretches, dtype=float)[pick]
+    stretches = np.asarray(stretches, dtype=float)
+    best_rw = np.full(n, np.inf)
+    best_s = np.ones(n)
+    best_d = np.full(n, np.inf)
+    for diameter in diameters:
+        env = None if math.isinf(diameter) else envelope(rk, diameter)
+        rw_all = _rw_all_stretches(prepared, rk, gk, gg, stretches, env)
+        pick = np.argmin(rw_all, axis=1)
+        rw = rw_all[np.arange(n), pick]
+        better = rw < best_rw
+        best_rw[better], best_s[better], best_d[better] = rw[better], stretches[pick][better], diameter
     if fine_top and len(stretches) > 1:
         step = float(np.min(np.diff(np.sort(stretches))))
         top = np.argsort(best_rw, kind="stable")[:fine_top]
         s0 = best_s[top].copy()
+        env = envelope(rk, best_d[top])
         if curves is not None:
             d = DEFAULT_QDAMP if qdamp is None else qdamp
             sub = prepare(np.asarray(curves[np.sort(top)])[np.argsort(np.argsort(top))], qmax=(qmax or 0.0) * s0, qdamp=d * s0)
-            best_rw[top] = _rw_at(sub, rk, gk, gg, s0)
+            best_rw[top] = _rw_at(sub, rk, gk, gg, s0, env)
         else:
             sub = prepared[top]
         for ds in np.linspace(-step, step, 11):
             s = s0 + ds
-            rw = _rw_at(sub, rk, gk, gg, s)
+            rw = _rw_at(sub, rk, gk, gg, s, env)
             better = rw < best_rw[top]
             best_rw[top[better]], best_s[top[better]] = rw[better], s[better]
     if valid is not None:
         best_rw[~valid] = np.inf
-    return ScreenResult(best_rw, best_s, len(rk), (float(rk[0]), float(rk[-1])))
+    return ScreenResult(best_rw, best_s, len(rk), (float(rk[0]), float(rk[-1])), best_d)
