@@ -8,8 +8,10 @@ every row whose structure id or formula appears in DATASET's manifest, so that a
 training stays disjoint from a held-out evaluation set built from the same tables:
 
     python benchmarks/ablation_subset.py datasets/sg45 datasets/outliers_sg45 variant=0 \
-        --exclude-overlap datasets/ood_heldout5 The new folder holds ``dataset.npz``,
-``dataset.json`` and ``manifest.csv`` (no x.csv: ``sgmine-train fit`` reads the .npz).
+        --exclude-overlap datasets/ood_heldout5
+
+The new folder holds ``dataset.npz``, ``dataset.json`` and ``manifest.csv`` (no x.csv:
+``sgmine-train fit`` reads the .npz).
 """
 
 from __future__ import annotations

@@ -175,6 +175,20 @@ def test_unphysical_fits_do_not_rank():
     assert best_structure(rows, ranking).structure_id == "s1"
 
 
+def test_plausible_is_the_refinements_physics_notes_being_empty():
+    """identify's plausibility and refine's message notes are one rule: a parameter that is
+    not a number is noted and makes the fit implausible, as a negative one does."""
+    from sgmine_diffpy.refine import physics_notes
+
+    good, nan_uiso, nan_scale = _fitted(1, 225, "Fm-3m", 0.1), _fitted(2, 225, "Fm-3m", 0.1, uiso=float("nan")), \
+        _fitted(3, 225, "Fm-3m", 0.1, scale=float("nan"))
+    assert physics_notes(good.fit) == [] and plausible(good)
+    assert physics_notes(nan_uiso.fit) == ["not a number: Uiso at A1"] and not plausible(nan_uiso)
+    assert physics_notes(nan_scale.fit) == ["not a number: scale"] and not plausible(nan_scale)
+    negative = _fitted(4, 225, "Fm-3m", 0.1, uiso=-0.002)
+    assert physics_notes(negative.fit) == ["negative Uiso at A1 (unphysical)"] and not plausible(negative)
+
+
 def test_header_elements(tmp_path):
     """The sample's elements from a composition entry, a PDFgetN or a PDFgetX2 element table."""
     from sgmine.gr import read_gr

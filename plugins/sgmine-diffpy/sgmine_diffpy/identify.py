@@ -130,14 +130,14 @@ def plausible(row: IdentifyRow) -> bool:
     """A fit whose parameters are physical: positive scale, every Uiso in 0–0.1 Å², delta2 ≥ 0,
     a particle diameter (if refined) of at least 8 Å: what ``sgmine refine`` flags in its
     message. A structure that fits only with a vanishing (Uiso ≫ 0.1) or negative atom is not
-    the sample's structure, however low its Rw."""
-    from sgmine_diffpy.refine import MAX_UISO, MIN_DIAMETER
+    the sample's structure, however low its Rw. One rule with the refinement's own notes
+    (:func:`~sgmine_diffpy.refine.physics_notes`): plausible means none of them."""
+    from sgmine_diffpy.refine import physics_notes
 
     fit = row.fit
-    if not row.ok or row.rw is None or not math.isfinite(row.rw) or fit is None:
+    if not row.ok or row.rw is None or not math.isfinite(row.rw) or fit is None or fit.scale is None:
         return False
-    return ((fit.scale or 0.0) > 0 and all(0.0 <= u <= MAX_UISO for u in fit.uiso.values())
-            and (fit.delta2 is None or fit.delta2 >= 0) and (fit.spdiameter is None or fit.spdiameter >= MIN_DIAMETER))
+    return not physics_notes(fit)
 
 
 def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], good_fit: float = GOOD_FIT_RW,

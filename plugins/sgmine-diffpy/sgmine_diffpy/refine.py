@@ -240,7 +240,7 @@ def fit_candidate(
     result.qmax, result.rmin, result.rmax = q, rmin, rmax
     if not fit_qdamp:
         result.qdamp = d
-    notes += _physics_notes(result)
+    notes += physics_notes(result)
     result.message = "; ".join(notes)
     return result
 
@@ -353,9 +353,19 @@ def _collect(pf, candidate, result: FitResult, fit_qdamp: bool, spdiameter=None)
     result.npoints = len(result.r)
 
 
-def _physics_notes(result: FitResult) -> list[str]:
+def physics_notes(result: FitResult) -> list[str]:
+    """What is unphysical in a fit (empty when nothing is): a negative or too large
+    (:data:`MAX_UISO`) Uiso, a scale ≤ 0, a negative delta2, a particle diameter below
+    :data:`MIN_DIAMETER`, a parameter that is not a number, a Rw that is not finite. The
+    refinement's message carries these notes; ``sgmine identify`` counts a fit as plausible only
+    when there are none (:func:`sgmine_diffpy.identify.plausible`)."""
     notes = [f"negative Uiso at {label} (unphysical)" for label, u in result.uiso.items() if u < 0]
     notes += [f"Uiso {u:.3f} Å² at {label} (> {MAX_UISO:g}, unphysical)" for label, u in result.uiso.items() if u > MAX_UISO]
+    named = [("scale", result.scale), ("delta2", result.delta2), ("particle diameter", result.spdiameter),
+             *((f"Uiso at {label}", u) for label, u in result.uiso.items())]
+    not_a_number = [name for name, value in named if value is not None and math.isnan(value)]
+    if not_a_number:
+        notes.append(f"not a number: {', '.join(not_a_number)}")
     if result.scale is not None and result.scale <= 0:
         notes.append("scale <= 0: the model does not match the data")
     if result.delta2 is not None and result.delta2 < 0:
