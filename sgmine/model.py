@@ -31,7 +31,11 @@ file when more curves disagree than a model at the gate would plausibly show
 (:func:`probe_allowance`).
 
 The graph takes one float32 input of shape ``(batch, npoints, 1)`` (or ``(batch, npoints)``)
-and returns class probabilities of shape ``(batch, len(classes))``.
+and returns class probabilities of shape ``(batch, len(classes))``. They sum to 1, or to less
+for a model trained with a "none of these" output (``sgmine-train fit --outlier-target other``):
+the remainder is the probability that the input is of none of the classes
+(:func:`none_of_these`), and the top class probability, which the in-domain threshold reads,
+is low when it is large.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from sgmine.grid import Grid
 from sgmine.models import INT8_SUFFIX
 
 FORMAT_VERSION = "1"
+#: Probabilities that sum to 1 within this are a full softmax: nothing is left to "none of these".
+REMAINDER_TOLERANCE = 1e-5
 REQUIRED_KEYS = ("classes", "symbols", "rmin", "rmax", "npoints")
 
 
@@ -394,13 +400,28 @@ class Model:
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Rescale softmax outputs as if the logits had been divided by ``temperature``
-    (the calibration the model file records; 1 leaves them as they are)."""
+    (the calibration the model file records; 1 leaves them as they are).
+
+    Rows that sum to less than 1 (a model with a "none of these" output, which the file leaves
+    as the remainder) are rescaled with the remainder as one more class, so the rescaled class
+    probabilities still leave the rescaled remainder to none of these.
+    """
     if temperature == 1.0 or probs.size == 0:
         return probs
-    logits = np.log(np.clip(probs, 1e-30, None)) / temperature
+    rest = 1.0 - probs.sum(axis=1, keepdims=True)
+    rest = np.where(rest > REMAINDER_TOLERANCE, rest, 0.0)  # float rounding of a full softmax is not a class
+    full = np.concatenate([probs, rest], axis=1)
+    logits = np.log(np.clip(full, 1e-30, None)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
+    e[:, -1:] *= rest > 0
+    return (e / e.sum(axis=1, keepdims=True))[:, :-1]
+
+
+def none_of_these(probs: np.ndarray) -> np.ndarray:
+    """The probability each row leaves to none of the model's classes (0 for a plain softmax)."""
+    rest = 1.0 - np.asarray(probs, dtype=np.float64).sum(axis=1)
+    return np.where(rest > REMAINDER_TOLERANCE, rest, 0.0)
 
 
 def _first_line(exc: BaseException) -> str:

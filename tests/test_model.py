@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from sgmine.cli import app
 from sgmine.grid import Grid
-from sgmine.model import Model, ModelError, ModelInfo, attach_metadata
+from sgmine.model import Model, ModelError, ModelInfo, apply_temperature, attach_metadata, none_of_these
 
 
 def test_metadata_round_trip():
@@ -66,6 +66,30 @@ def test_temperature_softens_probabilities(tmp_path):
     np.testing.assert_allclose(soft.sum(axis=1), 1.0)
     assert (soft.max(axis=1) < sharp.max(axis=1)).all()
     np.testing.assert_array_equal(soft.argmax(axis=1), sharp.argmax(axis=1))
+
+
+def _softmax(z, t=1.0):
+    e = np.exp(z / t - (z / t).max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_temperature_is_the_softmax_of_scaled_logits():
+    z = np.random.default_rng(1).normal(0, 3, (50, 8))
+    np.testing.assert_allclose(apply_temperature(_softmax(z), 0.6), _softmax(z, 0.6), atol=1e-12)
+    assert np.all(none_of_these(_softmax(z)) == 0)
+
+
+def test_temperature_keeps_the_none_of_these_remainder():
+    """A model that shows 8 of its 9 softmax outputs (the 9th: none of these): temperature acts on
+    all 9 and the class outputs still leave the scaled 9th as the remainder (a remainder below
+    REMAINDER_TOLERANCE is float rounding of a full softmax, so it is dropped: hence the atol)."""
+    z = np.random.default_rng(2).normal(0, 3, (50, 9))
+    shown = _softmax(z)[:, :8]
+    for t in (0.5, 2.0):
+        scaled = apply_temperature(shown, t)
+        np.testing.assert_allclose(scaled, _softmax(z, t)[:, :8], atol=2e-5)
+        np.testing.assert_allclose(none_of_these(scaled), _softmax(z, t)[:, 8], atol=2e-5)
+    assert np.abs(none_of_these(apply_temperature(shown, 2.0)) - _softmax(z, 2.0)[:, 8]).mean() < 1e-6
 
 
 def test_model_file_errors(tmp_path):

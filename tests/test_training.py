@@ -402,7 +402,7 @@ def test_outlier_exposure_and_calibration_reach_the_model_file(tf, simulated, tm
     result = fit(data, run_dir, FitConfig(epochs=1, batch_size=16, verbose=0), source=simulated,
                  outliers=read_dataset(others))
     record = json.loads((run_dir / "history.json").read_text())
-    assert record["outlier_exposure"] == {"rows": 12 + 6, "weight": 0.5}  # 12 curves + half as many mixtures
+    assert record["outlier_exposure"] == {"rows": 12 + 6, "weight": 0.5, "target": "uniform"}  # + half as many mixtures
 
     report = calibrate(run_dir, data, [others], flag_rate=0.1, mixtures=20, amorphous=3)
     assert report["temperature"] > 0 and 0 <= report["in_domain_threshold"] <= 1
@@ -415,6 +415,46 @@ def test_outlier_exposure_and_calibration_reach_the_model_file(tf, simulated, tm
     info = Model(exported.path).info
     assert info.temperature == pytest.approx(report["temperature"])
     assert info.in_domain_threshold == pytest.approx(report["in_domain_threshold"])
+
+
+def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf, simulated, tmp_path):
+    """fit --outlier-target other trains one more output for the outlier rows; model.keras shows
+    the class outputs only (summing to less than 1), and calibrate, export and the runtime keep
+    the remainder as the probability of none of these."""
+    import json
+
+    import numpy as np
+
+    from sgmine.model import Model, none_of_these
+    from training import structures
+    from training.calibrate import calibrate
+    from training.datafiles import read_dataset
+    from training.dataset import build_dataset
+    from training.export import export_model
+    from training.fit import FitConfig, fit
+    from training.run import RunDir
+
+    data = read_dataset(simulated)
+    others = tmp_path / "others"
+    build_dataset(structures.prototype_crystals(3, ["bcc", "simple-cubic"]), others, augment=2,
+                  space_groups=None, workers=1, progress=False)
+    config = FitConfig(epochs=2, batch_size=16, verbose=0, architecture="compact", outlier_target="other")
+    with pytest.raises(ValueError, match="needs outlier rows"):
+        fit(data, tmp_path / "none", config, source=simulated)
+    result = fit(data, tmp_path / "run", config, source=simulated, outliers=read_dataset(others))
+    record = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert record["outlier_exposure"]["target"] == "other"
+
+    keras_model = RunDir(result.run_dir).load_keras()
+    assert keras_model.outputs[0].shape[-1] == len(data.classes)
+    p = keras_model.predict(data.x[:32, :, None], verbose=0)
+    assert p.min() >= 0 and np.all(p.sum(axis=1) < 1) and np.all(p.sum(axis=1) > 0)
+
+    calibrate(result.run_dir, data, [others], flag_rate=0.1, mixtures=10, amorphous=2)
+    exported = export_model(result.model_path, tmp_path / "m.onnx", data=data)
+    model = Model(exported.path)
+    probs = model.predict_proba(data.x[:32])
+    assert np.all(none_of_these(probs) > 0) and np.all(probs.sum(axis=1) < 1)
 
 
 def test_compact_members_average_into_an_ensemble_run(tf, simulated, tmp_path):

@@ -56,6 +56,14 @@ def load_keras_model(path: str | Path):
         raise ExportError(str(exc)) from exc
 
 
+def leaves_remainder(model) -> bool:
+    """Whether ``model`` (or a member of an ensemble) shows only the class outputs of a network
+    with a "none of these" output (:func:`training.fit.in_class_view`), so its outputs may sum
+    to less than 1."""
+    layers = list(getattr(model, "layers", []))
+    return any(layer.name == "in_class_probabilities" or leaves_remainder(layer) for layer in layers)
+
+
 def keras_to_onnx(model, opset: int = OPSET):
     """Convert a Keras model to an ``onnx.ModelProto`` via a ``tf.function`` (batch dimension free)."""
     import tensorflow as tf
@@ -198,7 +206,9 @@ def export_model(
     x, checked_on = _parity_rows(model_path, data)
     x_in = x[:, :, None] if len(shape) == 3 else x
     expected = model.predict(x_in, batch_size=256, verbose=0)
-    if not np.allclose(expected.sum(axis=1), 1.0, atol=1e-3) or expected.min() < 0:
+    sums = expected.sum(axis=1)
+    full = np.allclose(sums, 1.0, atol=1e-3)
+    if expected.min() < 0 or not (full or (leaves_remainder(model) and np.all(sums <= 1.0 + 1e-3))):
         raise ExportError(f"{model_path} does not end in a softmax (its outputs are not probabilities)")
 
     proto, used = convert(model, converter)

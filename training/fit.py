@@ -177,15 +177,23 @@ def split_indices(
 OUTLIER_WEIGHT = 0.5
 
 
+#: What the network is taught to answer for an outlier row (``FitConfig.outlier_target``):
+#: ``uniform``, the same probability for every class (outlier exposure, Hendrycks et al. 2019),
+#: or ``other``, an extra "none of these" output that the saved model leaves as the remainder
+#: (:func:`in_class_view`).
+OUTLIER_TARGETS = ("uniform", "other")
+
+
 def outlier_rows(
     outliers: Dataset, data: Dataset, train: np.ndarray, seed: int = 0
 ) -> np.ndarray:
-    """Out-of-class training curves for outlier exposure (Hendrycks et al. 2019).
+    """Out-of-class training curves for outlier exposure.
 
     The rows of ``outliers`` whose label is not one of ``data``'s classes (crystals of other
     space groups), plus as many half as two-phase mixtures of ``data``'s *training* rows of
     different groups (:func:`training.ood.two_phase_mixtures`). The model is trained to give
-    them a uniform distribution, so that its top-1 probability is low on inputs unlike any class.
+    them a uniform distribution or the "none of these" output (:data:`OUTLIER_TARGETS`), so
+    that its top-1 class probability is low on inputs unlike any class.
     """
     from training.ood import two_phase_mixtures
 
@@ -217,8 +225,12 @@ class FitConfig:
     class_weighting: str = "balanced"
     #: dropout rate of the compact network's dense layers; None: its default (0.5, as the reference)
     dropout: float | None = None
+    #: one of :data:`OUTLIER_TARGETS`: what outlier rows are trained towards
+    outlier_target: str = "uniform"
 
     def __post_init__(self) -> None:
+        if self.outlier_target not in OUTLIER_TARGETS:
+            raise ValueError(f"unknown outlier target {self.outlier_target!r}; use one of {', '.join(OUTLIER_TARGETS)}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(f"unknown class weighting {self.class_weighting!r}; use one of {', '.join(CLASS_WEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
@@ -350,6 +362,22 @@ def _callbacks(model, run_dir: Path, config: FitConfig, state: dict[str, Any] | 
     return [keras.callbacks.LearningRateScheduler(rates), stopper, Checkpoint(history)], stopper
 
 
+def in_class_view(model, n_classes: int):
+    """``model`` (softmax over ``n_classes`` + 1 outputs, the last "none of these") seen through
+    its first ``n_classes`` outputs: a fixed selection (a bias-free Dense of the identity, not
+    trained) named ``in_class_probabilities``. The outputs sum to 1 minus the probability of
+    none of these, which the runtime treats as the remainder (:func:`sgmine.model.apply_temperature`)."""
+    import keras
+
+    n_out = int(model.outputs[0].shape[-1])
+    if n_out != n_classes + 1:
+        raise ValueError(f"expected {n_classes} + 1 outputs, the model has {n_out}")
+    select = keras.layers.Dense(n_classes, use_bias=False, trainable=False, name="in_class_probabilities")
+    outputs = select(model.outputs[0])
+    select.set_weights([np.eye(n_out, n_classes, dtype=np.float32)])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
 def _without_optimizer(model):
     """The trained network alone (an uncompiled copy): a third of the file, nothing to resume."""
     import keras
@@ -387,8 +415,10 @@ def fit(
     With ``resume=True``, continue from ``run_dir/checkpoints`` (same data, same split).
     ``source`` (where ``data`` was read from) is recorded so later steps can find it.
     ``outliers`` (a dataset of other space groups) adds outlier exposure: see :func:`outlier_rows`;
-    they join the training part only, with uniform targets and weight :data:`OUTLIER_WEIGHT`
-    times the mean in-class weight, so validation and test stay in-class.
+    they join the training part only, with weight :data:`OUTLIER_WEIGHT` times the mean in-class
+    weight, so validation and test stay in-class. Their targets are uniform, or with
+    ``config.outlier_target="other"`` an extra output trained as "none of these"; the saved
+    ``model.keras`` then shows only the class outputs (:func:`in_class_view`).
 
     The steps: the split (new, or the interrupted run's, :func:`_start_run`), the training
     arrays (:func:`_training_rows`), the model (new, or the last checkpoint, :func:`_model`),
@@ -402,10 +432,15 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     state, split = _start_run(run, data, config, resume)
 
+    other = config.outlier_target == "other"
+    if other and outliers is None:
+        raise ValueError("an 'other' output needs outlier rows (--outliers) to learn from")
     x = data.x[:, :, None]
     y = one_hot(data.y, data.classes)
+    if other:  # the "none of these" column, never the answer for an in-class row
+        y = np.concatenate([y, np.zeros((len(y), 1), np.float32)], axis=1)
     weights = class_weights(data.class_counts(), data.classes, weighting=config.class_weighting)
-    x_train, y_train, w_train, n_outliers = _training_rows(data, x, y, weights, split, outliers, config.seed)
+    x_train, y_train, w_train, n_outliers = _training_rows(data, x, y, weights, split, outliers, config)
 
     keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
     model = _model(run, data, config, state)
@@ -433,7 +468,8 @@ def fit(
     seconds = time.perf_counter() - start
 
     model_path = run.model_file
-    atomic_save(lambda p: _without_optimizer(model).save(str(p)), model_path)
+    saved = in_class_view(model, len(data.classes)) if other else model
+    atomic_save(lambda p: _without_optimizer(saved).save(str(p)), model_path)
     epochs_run = len(history.get("loss", []))
     best_epoch = int(stopper.best_epoch)
     record = _run_record(
@@ -469,18 +505,24 @@ def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> t
 
 
 def _training_rows(data: Dataset, x: np.ndarray, y: np.ndarray, weights: dict[int, float], split: Split,
-                   outliers: Dataset | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                   outliers: Dataset | None, config: FitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(x, y, sample weights, number of outlier rows)`` of the training part: its rows with
-    their class weights, then the outlier rows (:func:`outlier_rows`) with uniform targets and
-    :data:`OUTLIER_WEIGHT` times the mean class weight."""
+    their class weights, then the outlier rows (:func:`outlier_rows`) with the targets of
+    ``config.outlier_target`` and :data:`OUTLIER_WEIGHT` times the mean class weight."""
     x_train, y_train = x[split.train], y[split.train]
     w_train = np.array([weights[i] for i in y_train.argmax(axis=1)], dtype=np.float32)
     n_outliers = 0
     if outliers is not None:
-        extra = outlier_rows(outliers, data, split.train, seed)
+        extra = outlier_rows(outliers, data, split.train, config.seed)
         n_outliers = len(extra)
         x_train = np.concatenate([x_train, extra[:, :, None]])
-        y_train = np.concatenate([y_train, np.full((n_outliers, len(data.classes)), 1 / len(data.classes), np.float32)])
+        n = len(data.classes)
+        if config.outlier_target == "other":
+            target = np.zeros((n_outliers, n + 1), np.float32)
+            target[:, n] = 1.0
+        else:
+            target = np.full((n_outliers, n), 1 / n, np.float32)
+        y_train = np.concatenate([y_train, target])
         w_train = np.concatenate([w_train, np.full(n_outliers, OUTLIER_WEIGHT * w_train.mean(), np.float32)])
     return x_train, y_train, w_train, n_outliers
 
@@ -496,7 +538,8 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
         if state is not None:
             return keras.saving.load_model(run.checkpoints / "last.keras", safe_mode=True)
         return compile_model(
-            build_architecture(config.architecture, len(data.classes), data.x.shape[1], dropout=config.dropout),
+            build_architecture(config.architecture, len(data.classes) + (config.outlier_target == "other"),
+                               data.x.shape[1], dropout=config.dropout),
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
 
@@ -516,7 +559,8 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
         "classes": list(data.classes),
         "class_weights": {str(c): weights[i] for i, c in enumerate(data.classes)},
         "config": asdict(config),
-        "outlier_exposure": {"rows": n_outliers, "weight": OUTLIER_WEIGHT} if n_outliers else None,
+        "outlier_exposure": {"rows": n_outliers, "weight": OUTLIER_WEIGHT, "target": config.outlier_target}
+        if n_outliers else None,
         "split": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test),
                   "by_structure": data.groups is not None},
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
@@ -573,7 +617,11 @@ def fit_command(
     min_delta: float = typer.Option(MIN_DELTA, help="Smallest validation-accuracy gain that counts."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     outliers: list[Path] = typer.Option(
-        [], "--outliers", help="Dataset of other space groups for outlier exposure (uniform targets). Repeatable."
+        [], "--outliers", help="Dataset of other space groups for outlier exposure (see --outlier-target). Repeatable."
+    ),
+    outlier_target: str = typer.Option(
+        "uniform", "--outlier-target", help="uniform: outlier rows are taught equal probabilities for every class; "
+        "other: an extra 'none of these' output, left as the remainder (class probabilities sum to less than 1)."
     ),
     threads: int = typer.Option(0, help="CPU threads for TensorFlow (0: TensorFlow's default)."),
     steps_per_execution: int = typer.Option(
@@ -598,7 +646,7 @@ def fit_command(
             epochs=epochs, batch_size=batch_size, validation_split=validation_split, test_size=test_size, seed=seed,
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
-            class_weighting=class_weighting, dropout=dropout,
+            class_weighting=class_weighting, dropout=dropout, outlier_target=outlier_target,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
