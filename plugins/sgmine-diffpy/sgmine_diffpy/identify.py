@@ -484,11 +484,12 @@ FIT_STEP = 0.05
 def fit_grid(curve):
     """``curve`` resampled to :data:`FIT_STEP` where its points are closer (else itself)."""
     from sgmine.gr import Curve
+    from sgmine_diffpy.screen import step_grid
 
     r, g = np.asarray(curve.r, float), np.asarray(curve.g, float)
     if len(r) < 2 or np.median(np.diff(r)) >= FIT_STEP * 0.999:
         return curve
-    grid = np.round(FIT_STEP * np.arange(math.ceil(r.min() / FIT_STEP - 1e-9), math.floor(r.max() / FIT_STEP + 1e-9) + 1), 9)
+    grid = step_grid(float(r.min()), float(r.max()), FIT_STEP)
     return Curve(r=grid, g=np.interp(grid, r, g), metadata=dict(curve.metadata), source=curve.source,
                  header_lines=tuple(getattr(curve, "header_lines", ()) or ()))
 

@@ -234,6 +234,13 @@ def estimate_qmax(r: np.ndarray, g: np.ndarray, level: float = QMAX_LEVEL) -> fl
     return float(q[above[-1]]) if len(above) else None
 
 
+def step_grid(lo: float, hi: float, step: float = SCREEN_STEP) -> np.ndarray:
+    """The multiples of ``step`` from ``lo`` to ``hi`` (both inclusive when on the grid), rounded
+    to 1e-9 Å: the screening grid, and the refinement's (:func:`sgmine_diffpy.identify.fit_grid`)."""
+    k = np.arange(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1)
+    return np.round(k * step, 9)
+
+
 def measured_grid(r: np.ndarray, g: np.ndarray, rmin: float = SCREEN_RMIN, rmax: float = SCREEN_RMAX):
     """``(r_k, g_k)``: the measured curve on the screening grid over its part of ``rmin``–``rmax``."""
     r = np.asarray(r, dtype=float)
@@ -245,7 +252,7 @@ def measured_grid(r: np.ndarray, g: np.ndarray, rmin: float = SCREEN_RMIN, rmax:
     lo, hi = max(rmin, float(r.min())), min(rmax, float(r.max()))
     if hi - lo < 2.0:
         raise ValueError(f"the data cover only {lo:.2f}–{hi:.2f} Å of the screening range {rmin:g}–{rmax:g} Å")
-    rk = np.arange(math.ceil(lo / SCREEN_STEP - 1e-9), math.floor(hi / SCREEN_STEP + 1e-9) + 1) * SCREEN_STEP
+    rk = step_grid(lo, hi)
     return rk, np.interp(rk, r, g)
 
 

@@ -377,9 +377,9 @@ def structure_type(library: StructureLibrary, index: int) -> tuple:
 
 def atomic_size(library: StructureLibrary, index: int) -> float:
     """The cube root (Å) of the stored cell's volume per atom: what the screen's stretch scales."""
-    a, b, c, alpha, beta, gamma = (float(v) for v in library.lattice[index])
-    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
-    volume = a * b * c * math.sqrt(max(1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg, 0.0))
+    from diffpy.structure import Lattice
+
+    volume = Lattice(*(float(v) for v in library.lattice[index])).volume
     return (volume / max(int(library.offsets[index + 1] - library.offsets[index]), 1)) ** (1 / 3)
 
 
