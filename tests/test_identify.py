@@ -18,7 +18,16 @@ pytest.importorskip("sgmine_diffpy", reason="the sgmine-diffpy plugin is not ins
 from sgmine.cli import app  # noqa: E402
 from sgmine.simulate import PDFParams, pair_table, pdf  # noqa: E402
 from sgmine_diffpy import screen as S  # noqa: E402
-from sgmine_diffpy.identify import IdentifyRow, best_structure, combined_ranking, open_library, plausible  # noqa: E402
+from sgmine_diffpy.identify import (  # noqa: E402
+    MIN_FIT_RMAX,
+    PAIR_BUDGET,
+    IdentifyRow,
+    best_structure,
+    combined_ranking,
+    fit_rmax,
+    open_library,
+    plausible,
+)
 from sgmine_diffpy.structlib import StructureLibrary, build, cell_from_cif, thin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,6 +237,17 @@ def test_bad_inputs(tmp_path):
     assert rows[0]["status"] == "error" and rows[0]["message"]
     assert runner.invoke(app, ["identify", str(NI_GR), "--library", str(tmp_path / "none")]).exit_code == 2
     assert runner.invoke(app, ["identify", str(NI_GR), "--library", str(CIFS), "--radiation", "gamma"]).exit_code == 2
+
+
+def test_large_cells_are_fitted_over_a_shorter_range():
+    """The fit range ends where the cell's atom pairs reach the budget: small cells keep it whole."""
+    assert fit_rmax(4, 3.524 ** 3, 30.0) == 30.0  # Ni
+    assert fit_rmax(20, 5.47 * 7.72 * 5.52, 30.0) == 30.0  # a Pnma perovskite
+    end = fit_rmax(76, 900.0, 30.0)
+    assert MIN_FIT_RMAX < end < 30.0
+    assert 76 ** 2 * 4 / 3 * math.pi * end ** 3 / 900.0 == pytest.approx(PAIR_BUDGET)
+    assert fit_rmax(500, 900.0, 30.0) == MIN_FIT_RMAX and fit_rmax(500, 900.0, 10.0) == 10.0
+    assert fit_rmax(0, 0.0, 30.0) == 30.0
 
 
 def test_identify_ni_with_the_example_cifs(tmp_path):
