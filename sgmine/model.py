@@ -20,6 +20,8 @@ key                value
 ``temperature``    softmax temperature from calibration (optional, default 1)
 ``in_domain_threshold``  smallest calibrated top-1 probability of an input that looks
                    like the training data (optional; without it ``in_domain`` is unknown)
+``none_of_these``  ``"remainder"`` when the class probabilities leave the probability of
+                   none of the classes as the rest to 1 (optional; see below)
 =================  ===========================================================
 
 An INT8 file (``sgmine-train quantize``) adds ``int8_top1_agreement`` (its measured top-1
@@ -75,6 +77,8 @@ class ModelInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
     in_domain_threshold: float | None = None
+    #: Whether the model has a "none of these" output, left as the rest of its class probabilities to 1.
+    none_of_these: bool = False
 
     def __post_init__(self) -> None:
         if len(self.classes) == 0:
@@ -111,6 +115,7 @@ class ModelInfo:
                 if self.in_domain_threshold is not None
                 else {}
             ),
+            **({"none_of_these": "remainder"} if self.none_of_these else {}),
         }
 
     @classmethod
@@ -143,6 +148,7 @@ class ModelInfo:
             metrics=metrics,
             temperature=temperature,
             in_domain_threshold=threshold,
+            none_of_these=meta.get("none_of_these") == "remainder",
         )
 
     def in_domain(self, confidence: float) -> bool | None:

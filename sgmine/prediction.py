@@ -43,6 +43,9 @@ class Prediction:
     #: carries no calibrated threshold and nothing speaks against the curve). False means: do
     #: not trust the candidates.
     in_domain: bool | None = None
+    #: The probability that the input is of none of the model's classes, for a model with such
+    #: an output (None otherwise, and for an error row); a large one makes ``confidence`` low.
+    none_of_these: float | None = None
     #: Why the curve is not one the model can judge (see :mod:`sgmine.plausibility`); any
     #: doubt makes ``in_domain`` False.
     doubts: list[str] = field(default_factory=list)

@@ -19,7 +19,7 @@ import numpy as np
 from sgmine import plausibility, rmcprofile
 from sgmine.gr import Curve, ReadError, read_gr
 from sgmine.grid import GridError, Resampled, resample, resample_many
-from sgmine.model import Model
+from sgmine.model import Model, none_of_these
 from sgmine.prediction import ERROR, OK, Candidate, Prediction  # re-exported: their old home
 
 #: An input: a path to a PDF file, an ``(r, G)`` pair of arrays, or an N×2 array of (r, G) rows.
@@ -212,12 +212,14 @@ def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model
     rows = [values for _, values in batch if values is not None]
     if rows:
         probs = model.predict_proba(np.stack(rows))
-        ranked = iter(zip(top_candidates(probs, model, top_k), probs.max(axis=1)))
+        rest = none_of_these(probs) if model.info.none_of_these else [None] * len(probs)
+        ranked = iter(zip(top_candidates(probs, model, top_k), probs.max(axis=1), rest))
         for prediction, values in batch:
             if values is not None:
-                prediction.candidates, confidence = next(ranked)
+                prediction.candidates, confidence, other = next(ranked)
                 prediction.confidence = float(confidence)
                 prediction.in_domain = False if prediction.doubts else model.info.in_domain(prediction.confidence)
+                prediction.none_of_these = None if other is None else float(other)
     return [prediction for prediction, _ in batch]
 
 

@@ -23,11 +23,11 @@ from sgmine.files import atomic_write  # here for the scan's writers, and re-exp
 from sgmine.prediction import Candidate, Prediction
 
 #: Columns after the candidates, in order (the README's table lists them in this order).
-EXTRA_COLUMNS = ("confidence", "in_domain", "r_min", "r_max", "qmax", "message")
+EXTRA_COLUMNS = ("confidence", "in_domain", "none_of_these", "r_min", "r_max", "qmax", "message")
 
 
 def csv_columns(top_k: int) -> list[str]:
-    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,confidence,in_domain,r_min,r_max,qmax,message``."""
+    """``file,status,sg_1,symbol_1,prob_1,...,sg_K,symbol_K,prob_K,confidence,in_domain,none_of_these,r_min,r_max,qmax,message``."""
     columns = ["file", "status"]
     for i in range(1, top_k + 1):
         columns += [f"sg_{i}", f"symbol_{i}", f"prob_{i}"]
@@ -55,6 +55,7 @@ def csv_row(prediction: Prediction, top_k: int) -> list[str]:
     row += [
         _number(prediction.confidence, 4),
         _flag(prediction.in_domain),
+        _number(prediction.none_of_these, 4),
         _number(prediction.r_min, 3),
         _number(prediction.r_max, 3),
         _number(prediction.qmax, 3),
@@ -91,6 +92,7 @@ def to_record(prediction: Prediction) -> dict[str, Any]:
         ],
         "confidence": prediction.confidence,
         "in_domain": prediction.in_domain,
+        "none_of_these": prediction.none_of_these,
         "r_min": prediction.r_min,
         "r_max": prediction.r_max,
         "qmax": prediction.qmax,
@@ -168,6 +170,7 @@ def from_csv_row(row: dict[str, str]) -> Prediction:
         qmax=_float_or_none(row.get("qmax")),
         confidence=_float_or_none(row.get("confidence")),
         in_domain=_flag_or_none(row.get("in_domain")),
+        none_of_these=_float_or_none(row.get("none_of_these")),
     )
 
 
@@ -186,6 +189,7 @@ def from_record(record: dict[str, Any]) -> Prediction:
         metadata=dict(record.get("metadata", {})),
         confidence=record.get("confidence"),
         in_domain=record.get("in_domain"),
+        none_of_these=record.get("none_of_these"),
     )
 
 

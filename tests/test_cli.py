@@ -46,10 +46,11 @@ def test_csv_columns_and_order(data_dir, template_model):
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split(",")
     assert header == ["file", "status", "sg_1", "symbol_1", "prob_1", "sg_2", "symbol_2", "prob_2",
-                      "confidence", "in_domain", "r_min", "r_max", "qmax", "message"]
+                      "confidence", "in_domain", "none_of_these", "r_min", "r_max", "qmax", "message"]
     rows = _rows(result.stdout)
     assert all(r["confidence"] == r["prob_1"] for r in rows)
     assert all(r["in_domain"] == "" for r in rows)  # the template model carries no threshold
+    assert all(r["none_of_these"] == "" for r in rows)  # nor a none-of-these output
     assert [os.path.basename(r["file"]) for r in rows] == ["Si.gr", "Ni.gr"]
     assert rows[1]["qmax"] == "25.000" and rows[0]["qmax"] == ""
     assert rows[0]["r_min"] == "1.500" and rows[0]["r_max"] == "30.000"

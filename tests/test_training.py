@@ -417,7 +417,7 @@ def test_outlier_exposure_and_calibration_reach_the_model_file(tf, simulated, tm
     assert info.in_domain_threshold == pytest.approx(report["in_domain_threshold"])
 
 
-def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf, simulated, tmp_path):
+def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf, simulated, tmp_path, data_dir):
     """fit --outlier-target other trains one more output for the outlier rows; model.keras shows
     the class outputs only (summing to less than 1), and calibrate, export and the runtime keep
     the remainder as the probability of none of these."""
@@ -453,8 +453,16 @@ def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf
     calibrate(result.run_dir, data, [others], flag_rate=0.1, mixtures=10, amorphous=2)
     exported = export_model(result.model_path, tmp_path / "m.onnx", data=data)
     model = Model(exported.path)
+    assert model.info.none_of_these
     probs = model.predict_proba(data.x[:32])
     assert np.all(none_of_these(probs) > 0) and np.all(probs.sum(axis=1) < 1)
+
+    from sgmine.scan import predict
+
+    (p,) = predict([data_dir / "Ni.gr"], top_k=len(data.classes), model=model)
+    assert p.ok, p.message
+    assert 0 < p.none_of_these < 1
+    assert p.none_of_these == pytest.approx(1 - sum(c.probability for c in p.candidates), abs=1e-6)
 
 
 def test_compact_members_average_into_an_ensemble_run(tf, simulated, tmp_path):

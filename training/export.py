@@ -224,6 +224,7 @@ def export_model(
         metrics=metrics,
         temperature=calibration.get("temperature", 1.0),
         in_domain_threshold=calibration.get("in_domain_threshold"),
+        none_of_these=leaves_remainder(model),
     )
     attach_metadata(proto, info)
     expected = apply_temperature(expected.astype(np.float64), info.temperature)
