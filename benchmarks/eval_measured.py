@@ -109,13 +109,13 @@ def score_test_split(model, run: Path, dataset: Path) -> dict:
     ranked = classes[order]
     hits = ranked == y[:, None]
     recall = {int(c): float(hits[y == c, 0].mean()) for c in classes if np.any(y == c)}
+    inside = model.info.in_domain_many(probs)
     return {
         "n": int(len(y)),
         "structures": int(len(np.unique(data.groups[split.test]))) if data.groups is not None else None,
         "top1": float(hits[:, 0].mean()), "top2": float(hits[:, :2].any(1).mean()),
         "top3": float(hits[:, :3].any(1).mean()), "top6": float(hits[:, :6].any(1).mean()), "recall": recall,
-        "flagged": float((probs.max(1) < model.info.in_domain_threshold).mean())
-        if model.info.in_domain_threshold is not None else None,
+        "flagged": float((~inside).mean()) if inside is not None else None,
     }
 
 
@@ -126,8 +126,8 @@ def score_ood(model, dataset: Path) -> dict:
     data = read_dataset(dataset)
     x = data.x[~np.isin(data.y, list(model.info.classes))]
     probs = model.predict_proba(x)
-    threshold = model.info.in_domain_threshold
-    return {"n": int(len(x)), "flagged": float((probs.max(1) < threshold).mean()) if threshold is not None else None}
+    inside = model.info.in_domain_many(probs)
+    return {"n": int(len(x)), "flagged": float((~inside).mean()) if inside is not None else None}
 
 
 def score_real(model_path: str | None) -> dict:

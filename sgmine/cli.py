@@ -549,7 +549,9 @@ def info(
         f"normalisation:  {g.normalisation}",
         f"temperature:    {i.temperature:g}",
         "in-domain:      "
-        + (f"top-1 probability >= {i.in_domain_threshold:.3f}" if i.in_domain_threshold is not None else "(not calibrated)"),
+        + (f"probability of none of these <= {i.none_of_these_threshold:.3f}" if i.none_of_these_threshold is not None
+           else f"top-1 probability >= {i.in_domain_threshold:.3f}" if i.in_domain_threshold is not None
+           else "(not calibrated)"),
         "none of these:  " + ("an output of its own (the rest of the class probabilities to 1)" if i.none_of_these
                               else "no output of its own (the in-domain threshold only)"),
         f"training data:  {i.training_data or '(not recorded)'}",

@@ -22,6 +22,9 @@ key                value
                    like the training data (optional; without it ``in_domain`` is unknown)
 ``none_of_these``  ``"remainder"`` when the class probabilities leave the probability of
                    none of the classes as the rest to 1 (optional; see below)
+``none_of_these_threshold``  for such a model: the largest probability of none of the
+                   classes of an input that looks like the training data; when present it,
+                   not ``in_domain_threshold``, decides ``in_domain`` (optional)
 =================  ===========================================================
 
 An INT8 file (``sgmine-train quantize``) adds ``int8_top1_agreement`` (its measured top-1
@@ -79,6 +82,9 @@ class ModelInfo:
     in_domain_threshold: float | None = None
     #: Whether the model has a "none of these" output, left as the rest of its class probabilities to 1.
     none_of_these: bool = False
+    #: For such a model, the largest probability of none of these of an in-domain input (from
+    #: calibration); when set, it decides :meth:`in_domain` instead of ``in_domain_threshold``.
+    none_of_these_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.classes) == 0:
@@ -93,6 +99,8 @@ class ModelInfo:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.in_domain_threshold is not None and not 0 <= self.in_domain_threshold <= 1:
             raise ValueError(f"in_domain_threshold must be a probability, got {self.in_domain_threshold}")
+        if self.none_of_these_threshold is not None and not (self.none_of_these and 0 <= self.none_of_these_threshold <= 1):
+            raise ValueError("none_of_these_threshold must be a probability, for a model with a none-of-these output")
 
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` key/value strings that describe this model."""
@@ -116,6 +124,11 @@ class ModelInfo:
                 else {}
             ),
             **({"none_of_these": "remainder"} if self.none_of_these else {}),
+            **(
+                {"none_of_these_threshold": repr(float(self.none_of_these_threshold))}
+                if self.none_of_these_threshold is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -137,6 +150,7 @@ class ModelInfo:
             metrics = json.loads(meta["metrics"]) if meta.get("metrics") else {}
             temperature = float(meta.get("temperature") or 1.0)
             threshold = float(meta["in_domain_threshold"]) if meta.get("in_domain_threshold") else None
+            none_threshold = float(meta["none_of_these_threshold"]) if meta.get("none_of_these_threshold") else None
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"model metadata is malformed: {exc}") from exc
         return cls(
@@ -149,14 +163,32 @@ class ModelInfo:
             temperature=temperature,
             in_domain_threshold=threshold,
             none_of_these=meta.get("none_of_these") == "remainder",
+            none_of_these_threshold=none_threshold,
         )
 
-    def in_domain(self, confidence: float) -> bool | None:
-        """Whether an input whose calibrated top-1 probability is ``confidence`` looks like the
-        training data; None when the model carries no threshold."""
+    def in_domain(self, confidence: float, none_of_these: float | None = None) -> bool | None:
+        """Whether an input whose calibrated top-1 probability is ``confidence`` (and probability
+        of none of the classes ``none_of_these``, for a model with that output) looks like the
+        training data; None when the model carries no threshold.
+
+        A model with a ``none_of_these_threshold`` is judged by it (the model's own "none of
+        these" separates other space groups better than its top-1 probability); any other by
+        ``in_domain_threshold``.
+        """
+        if self.none_of_these_threshold is not None and none_of_these is not None:
+            return bool(none_of_these <= self.none_of_these_threshold)
         if self.in_domain_threshold is None:
             return None
         return bool(confidence >= self.in_domain_threshold)
+
+    def in_domain_many(self, probs: np.ndarray) -> np.ndarray | None:
+        """:meth:`in_domain` of each row of calibrated probabilities ``probs`` (boolean array),
+        or None when the model carries no threshold."""
+        if self.none_of_these_threshold is not None:
+            return none_of_these(probs) <= self.none_of_these_threshold
+        if self.in_domain_threshold is None:
+            return None
+        return np.asarray(probs).max(axis=1) >= self.in_domain_threshold
 
 
 # --- INT8 models (``sgmine scan --int8``) ---------------------------------------------------

@@ -218,8 +218,9 @@ def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model
             if values is not None:
                 prediction.candidates, confidence, other = next(ranked)
                 prediction.confidence = float(confidence)
-                prediction.in_domain = False if prediction.doubts else model.info.in_domain(prediction.confidence)
                 prediction.none_of_these = None if other is None else float(other)
+                prediction.in_domain = (False if prediction.doubts
+                                        else model.info.in_domain(prediction.confidence, prediction.none_of_these))
     return [prediction for prediction, _ in batch]
 
 

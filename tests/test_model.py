@@ -37,6 +37,18 @@ def test_invalid_model_info(kwargs, problem):
         ModelInfo(**kwargs)
 
 
+def test_none_of_these_threshold_decides_in_domain():
+    info = ModelInfo(classes=(2, 225), symbols=("P-1", "Fm-3m"), in_domain_threshold=0.3,
+                     none_of_these=True, none_of_these_threshold=0.4)
+    assert ModelInfo.from_metadata(info.to_metadata()) == info
+    assert info.in_domain(0.9, 0.5) is False and info.in_domain(0.1, 0.3) is True
+    assert info.in_domain(0.1) is False  # no none-of-these value given: the top-1 threshold
+    probs = np.array([[0.5, 0.1], [0.2, 0.1], [0.9, 0.1]])  # none of these 0.4, 0.7, 0.0
+    np.testing.assert_array_equal(info.in_domain_many(probs), [True, False, True])
+    with pytest.raises(ValueError, match="none-of-these output"):
+        ModelInfo(classes=(2,), symbols=("P-1",), none_of_these_threshold=0.4)
+
+
 def test_missing_metadata_key_is_named():
     meta = ModelInfo(classes=(2,), symbols=("P-1",)).to_metadata()
     del meta["npoints"]

@@ -450,10 +450,12 @@ def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf
     p = keras_model.predict(data.x[:32, :, None], verbose=0)
     assert p.min() >= 0 and np.all(p.sum(axis=1) < 1) and np.all(p.sum(axis=1) > 0)
 
-    calibrate(result.run_dir, data, [others], flag_rate=0.1, mixtures=10, amorphous=2)
+    report = calibrate(result.run_dir, data, [others], flag_rate=0.1, mixtures=10, amorphous=2)
+    assert 0 <= report["none_of_these_threshold"] <= 1
     exported = export_model(result.model_path, tmp_path / "m.onnx", data=data)
     model = Model(exported.path)
     assert model.info.none_of_these
+    assert model.info.none_of_these_threshold == pytest.approx(report["none_of_these_threshold"])
     probs = model.predict_proba(data.x[:32])
     assert np.all(none_of_these(probs) > 0) and np.all(probs.sum(axis=1) < 1)
 
@@ -463,6 +465,7 @@ def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf
     assert p.ok, p.message
     assert 0 < p.none_of_these < 1
     assert p.none_of_these == pytest.approx(1 - sum(c.probability for c in p.candidates), abs=1e-6)
+    assert p.in_domain is (p.none_of_these <= model.info.none_of_these_threshold)
 
 
 def test_compact_members_average_into_an_ensemble_run(tf, simulated, tmp_path):

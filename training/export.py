@@ -33,6 +33,7 @@ import typer
 from sgmine.files import atomic_save
 from sgmine.grid import Grid
 from training.datafiles import Dataset, read_dataset
+from training.fit import leaves_remainder
 from training.onnx_cnn import INPUT_NAME, OPSET, OUTPUT_NAME, cnn_to_onnx
 from training.run import ModelFileError, RunDir
 from training.run import load_keras_model as _load_keras
@@ -54,14 +55,6 @@ def load_keras_model(path: str | Path):
         return _load_keras(path)
     except ModelFileError as exc:
         raise ExportError(str(exc)) from exc
-
-
-def leaves_remainder(model) -> bool:
-    """Whether ``model`` (or a member of an ensemble) shows only the class outputs of a network
-    with a "none of these" output (:func:`training.fit.in_class_view`), so its outputs may sum
-    to less than 1."""
-    layers = list(getattr(model, "layers", []))
-    return any(layer.name == "in_class_probabilities" or leaves_remainder(layer) for layer in layers)
 
 
 def keras_to_onnx(model, opset: int = OPSET):
@@ -225,6 +218,7 @@ def export_model(
         temperature=calibration.get("temperature", 1.0),
         in_domain_threshold=calibration.get("in_domain_threshold"),
         none_of_these=leaves_remainder(model),
+        none_of_these_threshold=calibration.get("none_of_these_threshold") if leaves_remainder(model) else None,
     )
     attach_metadata(proto, info)
     expected = apply_temperature(expected.astype(np.float64), info.temperature)

@@ -378,6 +378,14 @@ def in_class_view(model, n_classes: int):
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
+def leaves_remainder(model) -> bool:
+    """Whether ``model`` (or a member of an ensemble) shows only the class outputs of a network
+    with a "none of these" output (:func:`in_class_view`), so its outputs may sum
+    to less than 1."""
+    layers = list(getattr(model, "layers", []))
+    return any(layer.name == "in_class_probabilities" or leaves_remainder(layer) for layer in layers)
+
+
 def _without_optimizer(model):
     """The trained network alone (an uncompiled copy): a third of the file, nothing to resume."""
     import keras
