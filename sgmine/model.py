@@ -59,7 +59,7 @@ from sgmine.grid import Grid
 from sgmine.models import INT8_SUFFIX
 
 FORMAT_VERSION = "1"
-#: Probabilities that sum to 1 within this are a full softmax: nothing is left to "none of these".
+#: Probabilities that sum to 1 within this leave nothing to "none of these" (float rounding).
 REMAINDER_TOLERANCE = 1e-5
 REQUIRED_KEYS = ("classes", "symbols", "rmin", "rmax", "npoints")
 
@@ -433,27 +433,26 @@ class Model:
         except Exception as exc:  # onnxruntime's private exception types: a model that cannot run
             raise ModelError(f"model {self.path} failed to score a batch: {_first_line(exc)}") from exc
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.info.classes)), np.float32)
-        return apply_temperature(probs.astype(np.float64), self.info.temperature)
+        return apply_temperature(probs.astype(np.float64), self.info.temperature, remainder=self.info.none_of_these)
 
 
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+def apply_temperature(probs: np.ndarray, temperature: float, *, remainder: bool = False) -> np.ndarray:
     """Rescale softmax outputs as if the logits had been divided by ``temperature``
     (the calibration the model file records; 1 leaves them as they are).
 
-    Rows that sum to less than 1 (a model with a "none of these" output, which the file leaves
-    as the remainder) are rescaled with the remainder as one more class, so the rescaled class
-    probabilities still leave the rescaled remainder to none of these.
+    With ``remainder`` (a model with a "none of these" output, which the file leaves as the rest
+    of the class probabilities to 1), that rest is rescaled as one more class, so the rescaled
+    class probabilities still leave the rescaled rest to none of these.
     """
     if temperature == 1.0 or probs.size == 0:
         return probs
-    rest = 1.0 - probs.sum(axis=1, keepdims=True)
-    rest = np.where(rest > REMAINDER_TOLERANCE, rest, 0.0)  # float rounding of a full softmax is not a class
-    full = np.concatenate([probs, rest], axis=1)
-    logits = np.log(np.clip(full, 1e-30, None)) / temperature
+    if remainder:
+        probs = np.concatenate([probs, np.clip(1.0 - probs.sum(axis=1, keepdims=True), 0.0, None)], axis=1)
+    logits = np.log(np.clip(probs, 1e-30, None)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
-    e[:, -1:] *= rest > 0
-    return (e / e.sum(axis=1, keepdims=True))[:, :-1]
+    scaled = e / e.sum(axis=1, keepdims=True)
+    return scaled[:, :-1] if remainder else scaled
 
 
 def none_of_these(probs: np.ndarray) -> np.ndarray:

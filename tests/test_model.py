@@ -93,15 +93,13 @@ def test_temperature_is_the_softmax_of_scaled_logits():
 
 def test_temperature_keeps_the_none_of_these_remainder():
     """A model that shows 8 of its 9 softmax outputs (the 9th: none of these): temperature acts on
-    all 9 and the class outputs still leave the scaled 9th as the remainder (a remainder below
-    REMAINDER_TOLERANCE is float rounding of a full softmax, so it is dropped: hence the atol)."""
+    all 9 and the class outputs still leave the scaled 9th as the remainder."""
     z = np.random.default_rng(2).normal(0, 3, (50, 9))
     shown = _softmax(z)[:, :8]
     for t in (0.5, 2.0):
-        scaled = apply_temperature(shown, t)
-        np.testing.assert_allclose(scaled, _softmax(z, t)[:, :8], atol=2e-5)
-        np.testing.assert_allclose(none_of_these(scaled), _softmax(z, t)[:, 8], atol=2e-5)
-    assert np.abs(none_of_these(apply_temperature(shown, 2.0)) - _softmax(z, 2.0)[:, 8]).mean() < 1e-6
+        scaled = apply_temperature(shown, t, remainder=True)
+        np.testing.assert_allclose(scaled, _softmax(z, t)[:, :8], atol=1e-10)
+        np.testing.assert_allclose(1 - scaled.sum(axis=1), _softmax(z, t)[:, 8], atol=1e-10)
 
 
 def test_model_file_errors(tmp_path):

@@ -40,13 +40,13 @@ from training.run import RunDir
 FLAG_RATE = 0.05
 
 
-def fit_temperature(proba: np.ndarray, labels: np.ndarray) -> float:
+def fit_temperature(proba: np.ndarray, labels: np.ndarray, *, remainder: bool = False) -> float:
     """The temperature minimising the cross-entropy of ``softmax(log(proba) / T)`` on ``labels``
-    (class indices)."""
+    (class indices); ``remainder``: see :func:`sgmine.model.apply_temperature`."""
     from scipy.optimize import minimize_scalar
 
     def nll(log_t: float) -> float:
-        return cross_entropy(labels, apply_temperature(proba, float(np.exp(log_t))))
+        return cross_entropy(labels, apply_temperature(proba, float(np.exp(log_t)), remainder=remainder))
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
@@ -104,10 +104,15 @@ def calibrate(
     y_test = class_indices(data.y[split.test], classes)
     p_val, p_test = proba(data.x[split.validation]), proba(data.x[split.test])
 
-    temperature = fit_temperature(p_val, y_val)
-    c_val, c_test = apply_temperature(p_val, temperature), apply_temperature(p_test, temperature)
+    remainder = leaves_remainder(model)
+    temperature = fit_temperature(p_val, y_val, remainder=remainder)
+
+    def calibrated(p: np.ndarray) -> np.ndarray:
+        return apply_temperature(p, temperature, remainder=remainder)
+
+    c_val, c_test = calibrated(p_val), calibrated(p_test)
     threshold = threshold_for(c_val.max(axis=1), flag_rate)
-    none_threshold = float(np.quantile(none_of_these(c_val), 1 - flag_rate)) if leaves_remainder(model) else None
+    none_threshold = float(np.quantile(none_of_these(c_val), 1 - flag_rate)) if remainder else None
 
     def flagged(c: np.ndarray) -> np.ndarray:
         """Which calibrated rows the runtime would flag (:meth:`sgmine.model.ModelInfo.in_domain_many`)."""
@@ -132,7 +137,7 @@ def calibrate(
     }
     confidences = {"in-class test curves": c_test.max(axis=1)}
     for name, x in out_of_class_sets(list(ood_paths), data, split.test, mixtures, amorphous).items():
-        c = apply_temperature(proba(x), temperature)
+        c = calibrated(proba(x))
         confidences[name] = c.max(axis=1)
         report["out_of_class"][name] = {"n": int(len(c)), "flagged": float(np.mean(flagged(c)))}
 

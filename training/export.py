@@ -221,7 +221,7 @@ def export_model(
         none_of_these_threshold=calibration.get("none_of_these_threshold") if leaves_remainder(model) else None,
     )
     attach_metadata(proto, info)
-    expected = apply_temperature(expected.astype(np.float64), info.temperature)
+    expected = apply_temperature(expected.astype(np.float64), info.temperature, remainder=info.none_of_these)
     onnx.checker.check_model(proto)
 
     out.parent.mkdir(parents=True, exist_ok=True)
