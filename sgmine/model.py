@@ -169,26 +169,37 @@ class ModelInfo:
     def in_domain(self, confidence: float, none_of_these: float | None = None) -> bool | None:
         """Whether an input whose calibrated top-1 probability is ``confidence`` (and probability
         of none of the classes ``none_of_these``, for a model with that output) looks like the
-        training data; None when the model carries no threshold.
-
-        A model with a ``none_of_these_threshold`` is judged by it (the model's own "none of
-        these" separates other space groups better than its top-1 probability); any other by
-        ``in_domain_threshold``.
-        """
-        if self.none_of_these_threshold is not None and none_of_these is not None:
-            return bool(none_of_these <= self.none_of_these_threshold)
-        if self.in_domain_threshold is None:
-            return None
-        return bool(confidence >= self.in_domain_threshold)
+        training data; None when the model carries no threshold (rule: :func:`in_domain_rows`)."""
+        inside = in_domain_rows(confidence, none_of_these, in_domain_threshold=self.in_domain_threshold,
+                                none_of_these_threshold=self.none_of_these_threshold)
+        return None if inside is None else bool(inside)
 
     def in_domain_many(self, probs: np.ndarray) -> np.ndarray | None:
         """:meth:`in_domain` of each row of calibrated probabilities ``probs`` (boolean array),
         or None when the model carries no threshold."""
-        if self.none_of_these_threshold is not None:
-            return none_of_these(probs) <= self.none_of_these_threshold
-        if self.in_domain_threshold is None:
-            return None
-        return np.asarray(probs).max(axis=1) >= self.in_domain_threshold
+        probs = np.asarray(probs)
+        return in_domain_rows(probs.max(axis=1), none_of_these(probs) if self.none_of_these else None,
+                              in_domain_threshold=self.in_domain_threshold,
+                              none_of_these_threshold=self.none_of_these_threshold)
+
+
+def in_domain_rows(
+    confidence: float | np.ndarray,
+    none_of_these: float | np.ndarray | None,
+    *,
+    in_domain_threshold: float | None,
+    none_of_these_threshold: float | None = None,
+) -> np.ndarray | None:
+    """The in-domain rule, for one input or many: with a ``none_of_these_threshold`` (a model with
+    a "none of these" output; it separates other space groups better than the top-1 probability),
+    ``none_of_these <= none_of_these_threshold``; otherwise ``confidence >= in_domain_threshold``;
+    None when neither threshold applies. Used by the runtime (:class:`ModelInfo`) and by
+    ``sgmine-train calibrate``, so that both flag the same inputs."""
+    if none_of_these_threshold is not None and none_of_these is not None:
+        return np.asarray(none_of_these) <= none_of_these_threshold
+    if in_domain_threshold is None:
+        return None
+    return np.asarray(confidence) >= in_domain_threshold
 
 
 # --- INT8 models (``sgmine scan --int8``) ---------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 import typer
 
 from sgmine.files import atomic_write
-from sgmine.model import apply_temperature, none_of_these
+from sgmine.model import apply_temperature, in_domain_rows, none_of_these
 from training.datafiles import Dataset, read_dataset
 from training.fit import leaves_remainder
 from training.metrics import ECE_BINS, class_indices, confidence_bins, cross_entropy, expected_calibration_error
@@ -115,8 +115,9 @@ def calibrate(
     none_threshold = float(np.quantile(none_of_these(c_val), 1 - flag_rate)) if remainder else None
 
     def flagged(c: np.ndarray) -> np.ndarray:
-        """Which calibrated rows the runtime would flag (:meth:`sgmine.model.ModelInfo.in_domain_many`)."""
-        return none_of_these(c) > none_threshold if none_threshold is not None else c.max(axis=1) < threshold
+        """Which calibrated rows the runtime would flag (:func:`sgmine.model.in_domain_rows`)."""
+        return ~in_domain_rows(c.max(axis=1), none_of_these(c) if remainder else None,
+                               in_domain_threshold=threshold, none_of_these_threshold=none_threshold)
 
     report: dict[str, Any] = {
         "temperature": temperature,

@@ -201,7 +201,8 @@ def export_model(
     expected = model.predict(x_in, batch_size=256, verbose=0)
     sums = expected.sum(axis=1)
     full = np.allclose(sums, 1.0, atol=1e-3)
-    if expected.min() < 0 or not (full or (leaves_remainder(model) and np.all(sums <= 1.0 + 1e-3))):
+    remainder = leaves_remainder(model)
+    if expected.min() < 0 or not (full or (remainder and np.all(sums <= 1.0 + 1e-3))):
         raise ExportError(f"{model_path} does not end in a softmax (its outputs are not probabilities)")
 
     proto, used = convert(model, converter)
@@ -217,8 +218,8 @@ def export_model(
         metrics=metrics,
         temperature=calibration.get("temperature", 1.0),
         in_domain_threshold=calibration.get("in_domain_threshold"),
-        none_of_these=leaves_remainder(model),
-        none_of_these_threshold=calibration.get("none_of_these_threshold") if leaves_remainder(model) else None,
+        none_of_these=remainder,
+        none_of_these_threshold=calibration.get("none_of_these_threshold") if remainder else None,
     )
     attach_metadata(proto, info)
     expected = apply_temperature(expected.astype(np.float64), info.temperature, remainder=info.none_of_these)
