@@ -1,9 +1,10 @@
-"""Write the rows of a dataset whose manifest matches ``COLUMN=VALUE`` as a new dataset (for ablations).
+"""Write the rows of a dataset whose manifest matches ``COLUMN=VALUE`` (or ``COLUMN!=VALUE``) as a new dataset.
 
     python benchmarks/ablation_subset.py datasets/v5 datasets/v5_originals variant=0
 
 keeps, e.g., only the original structures of a build with ``--variants`` (what the variants add
-is then the difference between a model trained on each). ``--exclude-overlap DATASET`` also drops
+is then the difference between a model trained on each), and ``variant!=0`` only the variants
+(extra training rows for ``sgmine-train fit --more``). ``--exclude-overlap DATASET`` also drops
 every row whose structure id or formula appears in DATASET's manifest, so that a subset used for
 training stays disjoint from a held-out evaluation set built from the same tables:
 
@@ -25,11 +26,22 @@ from pathlib import Path
 import numpy as np
 
 
+def _condition(text: str) -> tuple[str, str, bool]:
+    """``(column, value, equal)`` of ``COLUMN=VALUE`` (equal) or ``COLUMN!=VALUE`` (not equal)."""
+    if "!=" in text:
+        column, value = text.split("!=", 1)
+        return column, value, False
+    if "=" not in text:
+        raise SystemExit(f"condition {text!r}: expected COLUMN=VALUE or COLUMN!=VALUE")
+    column, value = text.split("=", 1)
+    return column, value, True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("where", nargs="+", help="COLUMN=VALUE conditions on manifest.csv (all must hold)")
+    parser.add_argument("where", nargs="+", help="COLUMN=VALUE or COLUMN!=VALUE conditions on manifest.csv (all must hold)")
     parser.add_argument("--exclude-overlap", type=Path, action="append", default=[], metavar="DATASET",
                         help="drop rows whose structure_id or formula is in DATASET's manifest (repeatable)")
     args = parser.parse_args(argv)
@@ -39,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     data = read_dataset(args.source)
     with open(args.source / "manifest.csv", newline="") as fh:
         manifest = list(csv.DictReader(fh))
-    conditions = [c.split("=", 1) for c in args.where]
-    keep = np.array([all(row.get(k) == v for k, v in conditions) for row in manifest])
+    conditions = [_condition(c) for c in args.where]
+    keep = np.array([all((row.get(k) == v) == equal for k, v, equal in conditions) for row in manifest])
     for other in args.exclude_overlap:
         with open(other / "manifest.csv", newline="") as fh:
             held = list(csv.DictReader(fh))

@@ -119,6 +119,32 @@ def test_symbols_come_from_spglib():
         hm_symbols((231,))
 
 
+def test_more_rows_keep_held_out_structures_out_of_training():
+    """fit --more: extra rows of the model's classes join training unless their split group is
+    in the validation or test part; other groups and held-out structures are dropped."""
+    import numpy as np
+
+    from training.datafiles import Dataset
+    from training.fit import more_rows
+    from training.run import Split
+
+    data = Dataset(x=np.zeros((6, 4), np.float32), y=np.array([225, 225, 227, 227, 225, 227]),
+                   groups=np.array(["Ni|225", "Cu|225", "Si|227", "Ge|227", "Al|225", "C|227"]), classes=(225, 227))
+    split = Split(train=np.array([0, 2, 4]), validation=np.array([1]), test=np.array([3, 5]))
+    more = Dataset(x=np.arange(24, dtype=np.float32).reshape(6, 4), y=np.array([225, 225, 227, 227, 194, 225]),
+                   groups=np.array(["Ni|225", "Cu|225", "Ge|227", "Si|227", "Mg|194", "Pt|225"]), classes=(194, 225, 227))
+    x, y, dropped = more_rows(more, data, split)
+    assert y.tolist() == [225, 227, 225]  # Ni (train), Si (train), Pt (a structure the dataset lacks)
+    assert x[:, 0].tolist() == [0.0, 12.0, 20.0]
+    assert dropped == 2  # Cu (validation), Ge (test); Mg is not a class
+    with pytest.raises(ValueError, match="split groups"):
+        more_rows(Dataset(x=more.x, y=more.y, groups=None, classes=more.classes), data, split)
+    with pytest.raises(ValueError, match="points"):
+        more_rows(Dataset(x=more.x[:, :3], y=more.y, groups=more.groups, classes=more.classes), data, split)
+    with pytest.raises(ValueError, match="no --more row"):
+        more_rows(Dataset(x=more.x[1:2], y=more.y[1:2], groups=more.groups[1:2], classes=more.classes), data, split)
+
+
 # --------------------------------------------------------------------------- with TensorFlow
 
 
@@ -441,9 +467,12 @@ def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf
     config = FitConfig(epochs=2, batch_size=16, verbose=0, architecture="compact", outlier_target="other")
     with pytest.raises(ValueError, match="needs outlier rows"):
         fit(data, tmp_path / "none", config, source=simulated)
-    result = fit(data, tmp_path / "run", config, source=simulated, outliers=read_dataset(others))
+    # --more with the dataset itself: its training rows again, its held-out rows dropped
+    result = fit(data, tmp_path / "run", config, source=simulated, outliers=read_dataset(others), more=data)
     record = json.loads((tmp_path / "run" / "history.json").read_text())
     assert record["outlier_exposure"]["target"] == "other"
+    assert record["more"] == {"rows": record["split"]["train"],
+                              "dropped_held_out": record["split"]["validation"] + record["split"]["test"]}
 
     keras_model = RunDir(result.run_dir).load_keras()
     assert keras_model.outputs[0].shape[-1] == len(data.classes)

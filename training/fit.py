@@ -204,6 +204,39 @@ def outlier_rows(
     return np.concatenate([other, mixtures]).astype(np.float32)
 
 
+def more_rows(more: Dataset, data: Dataset, split: Split) -> tuple[np.ndarray, np.ndarray, int]:
+    """Extra in-class training curves that keep the split structure-disjoint.
+
+    The rows of ``more`` (e.g. further symmetry-preserving variants of the same structures,
+    built with another ``--seed``) whose label is one of ``data``'s classes and whose split
+    group (composition and space group) is in neither the validation nor the test part of
+    ``split``. Validation and test stay exactly ``data``'s, so a model trained with them is
+    scored on the same curves as one trained without.
+
+    Returns
+    -------
+    x, y, dropped
+        The kept curves, their space groups, and how many rows were dropped because their
+        split group is held out.
+
+    Raises
+    ------
+    ValueError
+        When either dataset has no split groups (the rows could not be kept apart from the
+        held-out structures), when the grids differ, or when no row is left.
+    """
+    if data.groups is None or more.groups is None:
+        raise ValueError("--more needs split groups (manifest.csv) in both datasets, to keep held-out structures out")
+    if more.x.shape[1] != data.x.shape[1]:
+        raise ValueError(f"--more curves have {more.x.shape[1]} points, the dataset's {data.x.shape[1]}")
+    held_out = np.concatenate([data.groups[split.validation], data.groups[split.test]])
+    in_class = np.isin(more.y, data.classes)
+    kept = in_class & ~np.isin(more.groups, held_out)
+    if not kept.any():
+        raise ValueError("no --more row is in the model's classes and outside the validation and test structures")
+    return more.x[kept].astype(np.float32), more.y[kept], int((in_class & ~kept).sum())
+
+
 @dataclass(kw_only=True)
 class FitConfig:
     """Settings of one training run (stored in ``history.json``); built with keywords only."""
@@ -227,6 +260,11 @@ class FitConfig:
     dropout: float | None = None
     #: one of :data:`OUTLIER_TARGETS`: what outlier rows are trained towards
     outlier_target: str = "uniform"
+
+    @property
+    def none_of_these_output(self) -> bool:
+        """Whether the network has the extra "none of these" output (``outlier_target="other"``)."""
+        return self.outlier_target == "other"
 
     def __post_init__(self) -> None:
         if self.outlier_target not in OUTLIER_TARGETS:
@@ -417,6 +455,7 @@ def fit(
     resume: bool = False,
     source: str | Path | None = None,
     outliers: Dataset | None = None,
+    more: Dataset | None = None,
 ) -> FitResult:
     """Train the CNN on ``data``, writing the run directory; return where the model went.
 
@@ -426,7 +465,9 @@ def fit(
     they join the training part only, with weight :data:`OUTLIER_WEIGHT` times the mean in-class
     weight, so validation and test stay in-class. Their targets are uniform, or with
     ``config.outlier_target="other"`` an extra output trained as "none of these"; the saved
-    ``model.keras`` then shows only the class outputs (:func:`in_class_view`).
+    ``model.keras`` then shows only the class outputs (:func:`in_class_view`). ``more`` (a
+    dataset of the same classes, e.g. more variants of the same structures) adds training rows
+    whose structures are not held out (:func:`more_rows`); validation and test are unchanged.
 
     The steps: the split (new, or the interrupted run's, :func:`_start_run`), the training
     arrays (:func:`_training_rows`), the model (new, or the last checkpoint, :func:`_model`),
@@ -440,7 +481,7 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     state, split = _start_run(run, data, config, resume)
 
-    other = config.outlier_target == "other"
+    other = config.none_of_these_output
     if other and outliers is None:
         raise ValueError("an 'other' output needs outlier rows (--outliers) to learn from")
     x = data.x[:, :, None]
@@ -448,7 +489,7 @@ def fit(
     if other:  # the "none of these" column, never the answer for an in-class row
         y = np.concatenate([y, np.zeros((len(y), 1), np.float32)], axis=1)
     weights = class_weights(data.class_counts(), data.classes, weighting=config.class_weighting)
-    x_train, y_train, w_train, n_outliers = _training_rows(data, x, y, weights, split, outliers, config)
+    x_train, y_train, w_train, counts = _training_rows(data, x, y, weights, split, outliers, config, more)
 
     keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
     model = _model(run, data, config, state)
@@ -482,7 +523,7 @@ def fit(
     best_epoch = int(stopper.best_epoch)
     record = _run_record(
         data, config, split, history=history, best_epoch=best_epoch, epochs_run=epochs_run, weights=weights,
-        n_outliers=n_outliers, source=source, seconds=seconds,
+        counts=counts, source=source, seconds=seconds,
     )
     atomic_write(run.history_file, json.dumps(record, indent=2))
     return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
@@ -513,11 +554,23 @@ def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> t
 
 
 def _training_rows(data: Dataset, x: np.ndarray, y: np.ndarray, weights: dict[int, float], split: Split,
-                   outliers: Dataset | None, config: FitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """``(x, y, sample weights, number of outlier rows)`` of the training part: its rows with
-    their class weights, then the outlier rows (:func:`outlier_rows`) with the targets of
-    ``config.outlier_target`` and :data:`OUTLIER_WEIGHT` times the mean class weight."""
+                   outliers: Dataset | None, config: FitConfig,
+                   more: Dataset | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """``(x, y, sample weights, counts)`` of the training part: its rows with their class
+    weights, the extra in-class rows of ``more`` (:func:`more_rows`) likewise, then the outlier
+    rows (:func:`outlier_rows`) with the targets of ``config.outlier_target`` and
+    :data:`OUTLIER_WEIGHT` times the mean class weight. ``counts`` has the number of
+    ``outliers``, ``more`` rows and ``more_dropped`` rows."""
     x_train, y_train = x[split.train], y[split.train]
+    counts = {"outliers": 0, "more": 0, "more_dropped": 0}
+    if more is not None:
+        x_more, y_more, counts["more_dropped"] = more_rows(more, data, split)
+        counts["more"] = len(y_more)
+        target = one_hot(y_more, data.classes)
+        if config.none_of_these_output:  # its column, never the answer for an in-class row
+            target = np.concatenate([target, np.zeros((len(target), 1), np.float32)], axis=1)
+        x_train = np.concatenate([x_train, x_more[:, :, None]])
+        y_train = np.concatenate([y_train, target])
     w_train = np.array([weights[i] for i in y_train.argmax(axis=1)], dtype=np.float32)
     n_outliers = 0
     if outliers is not None:
@@ -525,14 +578,15 @@ def _training_rows(data: Dataset, x: np.ndarray, y: np.ndarray, weights: dict[in
         n_outliers = len(extra)
         x_train = np.concatenate([x_train, extra[:, :, None]])
         n = len(data.classes)
-        if config.outlier_target == "other":
+        if config.none_of_these_output:
             target = np.zeros((n_outliers, n + 1), np.float32)
             target[:, n] = 1.0
         else:
             target = np.full((n_outliers, n), 1 / n, np.float32)
         y_train = np.concatenate([y_train, target])
         w_train = np.concatenate([w_train, np.full(n_outliers, OUTLIER_WEIGHT * w_train.mean(), np.float32)])
-    return x_train, y_train, w_train, n_outliers
+    counts["outliers"] = n_outliers
+    return x_train, y_train, w_train, counts
 
 
 def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] | None):
@@ -546,14 +600,14 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
         if state is not None:
             return keras.saving.load_model(run.checkpoints / "last.keras", safe_mode=True)
         return compile_model(
-            build_architecture(config.architecture, len(data.classes) + (config.outlier_target == "other"),
+            build_architecture(config.architecture, len(data.classes) + config.none_of_these_output,
                                data.x.shape[1], dropout=config.dropout),
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
 
 
 def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict[str, list[float]], best_epoch: int,
-                epochs_run: int, weights: dict[int, float], n_outliers: int, source: str | Path | None,
+                epochs_run: int, weights: dict[int, float], counts: dict[str, int], source: str | Path | None,
                 seconds: float) -> dict[str, Any]:
     """The content of ``history.json``: the epochs, the settings, the split's sizes, the data,
     the deviations from the reference recipe and the environment."""
@@ -567,8 +621,9 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
         "classes": list(data.classes),
         "class_weights": {str(c): weights[i] for i, c in enumerate(data.classes)},
         "config": asdict(config),
-        "outlier_exposure": {"rows": n_outliers, "weight": OUTLIER_WEIGHT, "target": config.outlier_target}
-        if n_outliers else None,
+        "outlier_exposure": {"rows": counts["outliers"], "weight": OUTLIER_WEIGHT, "target": config.outlier_target}
+        if counts["outliers"] else None,
+        "more": {"rows": counts["more"], "dropped_held_out": counts["more_dropped"]} if counts["more"] else None,
         "split": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test),
                   "by_structure": data.groups is not None},
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
@@ -627,6 +682,10 @@ def fit_command(
     outliers: list[Path] = typer.Option(
         [], "--outliers", help="Dataset of other space groups for outlier exposure (see --outlier-target). Repeatable."
     ),
+    more: Optional[Path] = typer.Option(
+        None, "--more", help="Dataset of more in-class curves (e.g. more symmetry-preserving variants, another "
+        "--seed) added to the training part; rows of structures in the validation or test part are dropped."
+    ),
     outlier_target: str = typer.Option(
         "uniform", "--outlier-target", help="uniform: outlier rows are taught equal probabilities for every class; "
         "other: an extra 'none of these' output, left as the remainder (class probabilities sum to less than 1)."
@@ -666,7 +725,8 @@ def fit_command(
     )
     try:
         outlier_data = _joined([read_dataset(p) for p in outliers]) if outliers else None
-        result = fit(dataset, out, config, resume=resume, source=data, outliers=outlier_data)
+        more_data = read_dataset(more) if more is not None else None
+        result = fit(dataset, out, config, resume=resume, source=data, outliers=outlier_data, more=more_data)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
