@@ -472,7 +472,8 @@ def test_other_output_is_left_as_the_remainder_through_calibration_and_export(tf
     record = json.loads((tmp_path / "run" / "history.json").read_text())
     assert record["outlier_exposure"]["target"] == "other"
     assert record["more"] == {"rows": record["split"]["train"],
-                              "dropped_held_out": record["split"]["validation"] + record["split"]["test"]}
+                              "dropped_held_out": record["split"]["validation"] + record["split"]["test"],
+                              "description": data.description}
 
     keras_model = RunDir(result.run_dir).load_keras()
     assert keras_model.outputs[0].shape[-1] == len(data.classes)

@@ -523,7 +523,7 @@ def fit(
     best_epoch = int(stopper.best_epoch)
     record = _run_record(
         data, config, split, history=history, best_epoch=best_epoch, epochs_run=epochs_run, weights=weights,
-        counts=counts, source=source, seconds=seconds,
+        counts=counts, more=more, source=source, seconds=seconds,
     )
     atomic_write(run.history_file, json.dumps(record, indent=2))
     return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
@@ -607,8 +607,8 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
 
 
 def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict[str, list[float]], best_epoch: int,
-                epochs_run: int, weights: dict[int, float], counts: dict[str, int], source: str | Path | None,
-                seconds: float) -> dict[str, Any]:
+                epochs_run: int, weights: dict[int, float], counts: dict[str, int], more: Dataset | None,
+                source: str | Path | None, seconds: float) -> dict[str, Any]:
     """The content of ``history.json``: the epochs, the settings, the split's sizes, the data,
     the deviations from the reference recipe and the environment."""
     import keras
@@ -623,7 +623,8 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
         "config": asdict(config),
         "outlier_exposure": {"rows": counts["outliers"], "weight": OUTLIER_WEIGHT, "target": config.outlier_target}
         if counts["outliers"] else None,
-        "more": {"rows": counts["more"], "dropped_held_out": counts["more_dropped"]} if counts["more"] else None,
+        "more": {"rows": counts["more"], "dropped_held_out": counts["more_dropped"], "description": more.description}
+        if more is not None else None,
         "split": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test),
                   "by_structure": data.groups is not None},
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
