@@ -119,6 +119,7 @@ def calibrate(
         return ~in_domain_rows(c.max(axis=1), none_of_these(c) if remainder else None,
                                in_domain_threshold=threshold, none_of_these_threshold=none_threshold)
 
+    flagged_test = flagged(c_test)
     report: dict[str, Any] = {
         "temperature": temperature,
         "in_domain_threshold": threshold,
@@ -131,8 +132,8 @@ def calibrate(
             "ece_after": expected_calibration_error(y_test, c_test),
             "cross_entropy_before": cross_entropy(y_test, p_test),
             "cross_entropy_after": cross_entropy(y_test, c_test),
-            "flagged": float(np.mean(flagged(c_test))),
-            "top1_accuracy_kept": float(np.mean((c_test.argmax(1) == y_test)[~flagged(c_test)])),
+            "flagged": float(np.mean(flagged_test)),
+            "top1_accuracy_kept": float(np.mean((c_test.argmax(1) == y_test)[~flagged_test])),
         },
         "out_of_class": {},
     }
