@@ -204,16 +204,17 @@ def _min_distance(structure) -> float:
     return float(dist[dist > 1e-6].min())
 
 
-def test_synthetic_crystals_have_the_requested_group_and_sensible_chemistry():
+@pytest.mark.parametrize("placement", structures.PLACEMENTS)
+def test_synthetic_crystals_have_the_requested_group_and_sensible_chemistry(placement):
     pytest.importorskip("pyxtal")
     groups = [2, 14, 15, 62, 139, 194, 225, 227]
-    tasks = synthetic_crystals(16, groups, seed=5)
+    tasks = synthetic_crystals(16, groups, seed=5, placement=placement)
     assert [t.space_group for t in tasks] == groups * 2
     allowed = set(structures.ELEMENTS) | set(structures.ANIONS) | set(structures.CATIONS)
     for task in tasks:
         record = task.load()
         assert record.space_group == task.space_group == space_group_of(record.structure)
-        assert record.source == "synthetic:pyxtal"
+        assert record.source == f"synthetic:{placement}"
         assert 0 < len(record.structure) <= 64
         assert {a.element for a in record.structure} <= allowed
         assert _min_distance(record.structure) > 0.9  # PyXtal's tolerance matrix keeps atoms apart
@@ -221,11 +222,12 @@ def test_synthetic_crystals_have_the_requested_group_and_sensible_chemistry():
         assert 3.0 < volume_per_atom < 120.0  # Rb, Cs compounds reach ~90
 
 
-def test_synthetic_crystals_are_reproducible():
+@pytest.mark.parametrize("placement", structures.PLACEMENTS)
+def test_synthetic_crystals_are_reproducible(placement):
     pytest.importorskip("pyxtal")
-    a = synthetic_crystals(3, [14, 62], seed=11)[2].load()
-    b = synthetic_crystals(3, [14, 62], seed=11)[2].load()
-    c = synthetic_crystals(3, [14, 62], seed=12)[2].load()
+    a = synthetic_crystals(3, [14, 62], seed=11, placement=placement)[2].load()
+    b = synthetic_crystals(3, [14, 62], seed=11, placement=placement)[2].load()
+    c = synthetic_crystals(3, [14, 62], seed=12, placement=placement)[2].load()
     assert a.formula == b.formula
     assert np.allclose(a.structure.xyz, b.structure.xyz)
     assert np.allclose(a.structure.lattice.abcABG(), b.structure.lattice.abcABG())
@@ -234,11 +236,76 @@ def test_synthetic_crystals_are_reproducible():
     )
 
 
-def test_synthetic_label_mismatch_is_rejected(monkeypatch):
+@pytest.mark.parametrize("placement", structures.PLACEMENTS)
+def test_synthetic_label_mismatch_is_rejected(monkeypatch, placement):
     pytest.importorskip("pyxtal")
     monkeypatch.setattr(structures, "space_group_of", lambda structure, symprec=0.01: 1)
     with pytest.raises(StructureError, match="spglib found 1"):
-        structures.SyntheticCrystal(0, 225, seed=0, max_tries=3).load()
+        structures.SyntheticCrystal(0, 225, seed=0, max_tries=3, placement=placement).load()
+
+
+def test_wyckoff_placement_keeps_every_pair_apart():
+    """The fast placement's one promise beyond the group: no two atoms (periodic images
+    included) closer than the pair's minimum distance."""
+    pytest.importorskip("pyxtal")
+    for task in synthetic_crystals(24, [2, 14, 15, 62, 139, 194, 225, 227], seed=6, placement="wyckoff"):
+        structure = task.load().structure
+        elements = [a.element for a in structure]
+        limits = structures.minimum_distances(elements)
+        lattice = structure.lattice.base
+        xyz = np.asarray(structure.xyz)
+        shifts = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T
+        diff = xyz[:, None, :] - xyz[None, :, :]
+        diff -= np.round(diff)
+        dist = np.linalg.norm((diff[:, :, None, :] + shifts[None, None]) @ lattice, axis=-1)
+        dist[np.arange(len(xyz)), np.arange(len(xyz)), 13] = np.inf  # an atom and itself
+        assert (dist.min(axis=2) >= limits - 1e-9).all(), task.structure_id
+
+
+@pytest.mark.parametrize("space_group", [14, 139, 194, 227])
+def test_wyckoff_orbits_are_pyxtals(space_group):
+    """The orbit of every Wyckoff position is the one PyXtal generates for the same point."""
+    pytest.importorskip("pyxtal")
+    from pyxtal.symmetry import Group
+
+    from training.wyckoff import wyckoff_operations
+
+    _, ops, labels, _ = wyckoff_operations(space_group)
+    rng = np.random.default_rng(0)
+    for wp, op, label in zip(Group(space_group), ops, labels):
+        generic = rng.random(3)
+        ours = (op[:, :, :3] @ generic + op[:, :, 3]) % 1.0
+        theirs = np.asarray(wp.apply_ops(wp.ops[0].operate(generic))) % 1.0
+        assert wp.get_label() == label and len(ours) == wp.multiplicity
+        diff = ours[:, None, :] - theirs[None, :, :]
+        diff -= np.round(diff)
+        assert (np.abs(diff).max(axis=2).min(axis=1) < 1e-8).all(), label
+
+
+def test_wyckoff_placement_gives_up_when_the_cell_is_too_small():
+    pytest.importorskip("pyxtal")
+    from training.wyckoff import cell_matrix, place_sites, wyckoff_operations
+
+    rng = np.random.default_rng(0)
+    lattice = cell_matrix(3.0, 3.0, 3.0, 90, 90, 90)
+    assert place_sites(225, [0], np.full((1, 1), 2.0), lattice, rng) is None  # 192 atoms in 27 Å3
+    site_4a = wyckoff_operations(225)[2].index("4a")
+    placed = place_sites(225, [site_4a], np.full((1, 1), 2.0), cell_matrix(4.0, 4.0, 4.0, 90, 90, 90), rng)
+    assert placed is not None and len(placed[0][1]) == 4  # fcc: 4a in a 4 Å cell, neighbours 2.83 Å apart
+
+
+@pytest.mark.parametrize("lattice_type", ["triclinic", "monoclinic", "orthorhombic", "tetragonal", "hexagonal", "cubic"])
+def test_random_cells_have_the_volume_and_shape_asked_for(lattice_type):
+    from training.wyckoff import cell_matrix, random_cell
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a, b, c, alpha, beta, gamma = random_cell(lattice_type, 500.0, rng)
+        assert abs(np.linalg.det(cell_matrix(a, b, c, alpha, beta, gamma)) - 500.0) < 1e-6
+        if lattice_type in ("tetragonal", "hexagonal", "cubic"):
+            assert a == b
+        if lattice_type != "triclinic":
+            assert alpha == 90.0 and (gamma == 120.0) == (lattice_type == "hexagonal")
 
 
 def test_synthetic_arguments_are_checked():
@@ -247,6 +314,8 @@ def test_synthetic_arguments_are_checked():
         synthetic_crystals(5, [])
     with pytest.raises(ValueError):
         synthetic_crystals(5, [231])
+    with pytest.raises(ValueError, match="unknown placement"):
+        synthetic_crystals(5, [225], placement="magic")
     assert synthetic_crystals(0, []) == []
 
 

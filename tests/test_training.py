@@ -144,6 +144,17 @@ def test_more_rows_keep_held_out_structures_out_of_training():
     with pytest.raises(ValueError, match="no --more row"):
         more_rows(Dataset(x=more.x[1:2], y=more.y[1:2], groups=more.groups[1:2], classes=more.classes), data, split)
 
+    # two --more datasets are joined first: their split groups travel with their rows
+    from training.fit import _joined
+
+    first = Dataset(x=more.x[:3], y=more.y[:3], groups=more.groups[:3], classes=(225, 227), info={"description": "variants"})
+    second = Dataset(x=more.x[3:], y=more.y[3:], groups=more.groups[3:], classes=(194, 225, 227),
+                     info={"description": "synthetic"})
+    joined = _joined([first, second])
+    assert joined.description == "variants; synthetic" and joined.classes == (194, 225, 227)
+    x2, y2, dropped2 = more_rows(joined, data, split)
+    assert np.array_equal(x2, x) and y2.tolist() == y.tolist() and dropped2 == dropped
+
 
 # --------------------------------------------------------------------------- with TensorFlow
 

@@ -720,7 +720,14 @@ def dataset_command(
         [], "--cif-table", help="CSV(.gz) of CIF strings with columns material_id (or id), cif (and space_group); "
         "repeat for several tables (a structure id already taken by an earlier table is skipped)."
     ),
-    synthetic: int = typer.Option(0, "--synthetic", help="Number of synthetic PyXtal crystals, spread over the groups."),
+    synthetic: int = typer.Option(
+        0, "--synthetic", help="Number of synthetic crystals (Wyckoff combinations of real materials, random "
+        "elements and coordinates), spread over the groups."
+    ),
+    synthetic_placement: str = typer.Option(
+        "wyckoff", "--synthetic-placement", help="How synthetic crystals get their atoms: 'wyckoff' (vectorised, "
+        "~30 ms per crystal) or 'pyxtal' (PyXtal's from_random, ~1 s; the datasets before 2026-12-02)."
+    ),
     space_groups: str = typer.Option(
         ",".join(map(str, REFERENCE_GROUPS)), "--space-groups",
         help="Comma-separated space groups to keep (and to make synthetic crystals in); 'all' keeps every group.",
@@ -770,7 +777,8 @@ def dataset_command(
     try:
         tasks = _gather_tasks(
             console, cif_dir=cif_dir, cif_table=cif_table, synthetic=synthetic, groups=groups, seed=seed,
-            synthetic_max_atoms=synthetic_max_atoms, prototypes=prototypes, max_structures=max_structures,
+            synthetic_max_atoms=synthetic_max_atoms, synthetic_placement=synthetic_placement, prototypes=prototypes,
+            max_structures=max_structures,
         )
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
@@ -785,8 +793,8 @@ def dataset_command(
 
 
 def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path], synthetic: int,
-                  groups: Optional[tuple[int, ...]], seed: int, synthetic_max_atoms: int, prototypes: int,
-                  max_structures: int) -> list[Any]:
+                  groups: Optional[tuple[int, ...]], seed: int, synthetic_max_atoms: int,
+                  synthetic_placement: str, prototypes: int, max_structures: int) -> list[Any]:
     """The structure tasks of ``sgmine-train dataset``, in this order: the CIF folder, each CIF
     table (ids already taken skipped), synthetic crystals, prototypes; then a random sample of
     ``max_structures`` of them (from ``seed``) when that is fewer."""
@@ -803,7 +811,8 @@ def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path
         console.print(f"{table}: {len(found)} rows selected")
         tasks += found
     if synthetic:
-        tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms)
+        tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms,
+                                               placement=synthetic_placement)
     if prototypes:
         kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
         tasks += structures.prototype_crystals(prototypes, kinds, seed)

@@ -643,11 +643,15 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
 
 
 def _joined(parts: list[Dataset]) -> Dataset:
-    """One dataset of the rows of ``parts`` (for several outlier sets; labels kept)."""
+    """One dataset of the rows of ``parts`` (several ``--outliers`` or ``--more`` sets): labels
+    kept, split groups kept when every part has them, descriptions joined."""
     if len(parts) == 1:
         return parts[0]
     y = np.concatenate([p.y for p in parts])
-    return Dataset(x=np.concatenate([p.x for p in parts]), y=y, groups=None, classes=tuple(int(c) for c in np.unique(y)))
+    groups = np.concatenate([p.groups for p in parts]) if all(p.groups is not None for p in parts) else None
+    return Dataset(x=np.concatenate([p.x for p in parts]), y=y, groups=groups,
+                   classes=tuple(int(c) for c in np.unique(y)),
+                   info={"description": "; ".join(p.description for p in parts)})
 
 
 def _devices() -> list[str]:
@@ -683,9 +687,10 @@ def fit_command(
     outliers: list[Path] = typer.Option(
         [], "--outliers", help="Dataset of other space groups for outlier exposure (see --outlier-target). Repeatable."
     ),
-    more: Optional[Path] = typer.Option(
-        None, "--more", help="Dataset of more in-class curves (e.g. more symmetry-preserving variants, another "
-        "--seed) added to the training part; rows of structures in the validation or test part are dropped."
+    more: list[Path] = typer.Option(
+        [], "--more", help="Dataset of more in-class curves (e.g. more symmetry-preserving variants, another "
+        "--seed, or synthetic crystals) added to the training part; rows of structures in the validation or test "
+        "part are dropped. Repeatable."
     ),
     outlier_target: str = typer.Option(
         "uniform", "--outlier-target", help="uniform: outlier rows are taught equal probabilities for every class; "
@@ -726,7 +731,7 @@ def fit_command(
     )
     try:
         outlier_data = _joined([read_dataset(p) for p in outliers]) if outliers else None
-        more_data = read_dataset(more) if more is not None else None
+        more_data = _joined([read_dataset(p) for p in more]) if more else None
         result = fit(dataset, out, config, resume=resume, source=data, outliers=outlier_data, more=more_data)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

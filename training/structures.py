@@ -5,7 +5,7 @@ Three sources, all yielding :class:`StructureRecord` objects:
 - a folder of CIF files (a user's COD or ICSD export): :func:`cif_directory`;
 - a table of CIF strings, e.g. a Materials Project export with columns ``material_id``,
   ``space_group``, ``cif`` (``.csv`` or ``.csv.gz``): :func:`cif_table`;
-- synthetic crystals made with PyXtal: :func:`synthetic_crystals`;
+- synthetic crystals on Wyckoff positions of real materials: :func:`synthetic_crystals`;
 - one-element crystals of the common element structure types (fcc, hcp, diamond; bcc and
   simple cubic for out-of-class checks): :func:`prototype_crystals`.
 
@@ -35,7 +35,10 @@ position). Elements: a one-species crystal is an element from :data:`ELEMENTS`; 
 the species with the most atoms is an anion from :data:`ANIONS` with probability
 :data:`ANION_PROBABILITY` and the other species are distinct cations from :data:`CATIONS`, drawn
 until the formula is charge balanced with common oxidation states (:func:`charge_balanced`,
-pymatgen's table); otherwise the compound is an intermetallic of distinct metals. PyXtal then places the atoms, choosing the cell volume from atomic
+pymatgen's table); otherwise the compound is an intermetallic of distinct metals. Then the atoms
+are placed, by PyXtal (``placement="pyxtal"``) or by the vectorised placement of
+:mod:`training.wyckoff` (``"wyckoff"``, 30–40× faster, the same rules and about the same volumes
+and shortest distances; the default of ``sgmine-train dataset``). PyXtal places the atoms, choosing the cell volume from atomic
 radii (volume factor uniform in :data:`VOLUME_FACTOR`) and keeping every interatomic distance
 above :data:`MIN_DISTANCE` (0.75) times the sum of the two covalent radii, and anion–anion
 distances above :data:`ANION_MIN_DISTANCE` (1.6) times it (:func:`tolerance_matrix`). The result is
@@ -393,9 +396,18 @@ def tolerance_matrix(species: list[str]) -> Any:
     return Tol_matrix(*pairs, prototype="atomic", factor=MIN_DISTANCE / 0.5)
 
 
+#: Ways to place the atoms of a synthetic crystal: PyXtal's ``from_random`` (about a second per
+#: crystal) or :mod:`training.wyckoff`'s vectorised placement (milliseconds), same rules.
+PLACEMENTS = ("pyxtal", "wyckoff")
+#: Cells tried per draw by the ``wyckoff`` placement, each 1.1 times the volume of the last
+#: (PyXtal grows the volume likewise when it cannot place the atoms).
+CELL_TRIES = 4
+
+
 @dataclass(frozen=True)
 class SyntheticCrystal:
-    """A task: build synthetic crystal number ``index`` in ``space_group`` with PyXtal."""
+    """A task: build synthetic crystal number ``index`` in ``space_group``, placing the atoms
+    with PyXtal or the fast Wyckoff placement (``placement``, see :data:`PLACEMENTS`)."""
 
     index: int
     space_group: int
@@ -403,18 +415,15 @@ class SyntheticCrystal:
     max_atoms: int = 64
     max_tries: int = 20
     try_seconds: float | None = TRY_SECONDS
+    placement: str = "pyxtal"
 
     @property
     def structure_id(self) -> str:
-        return f"syn-{self.seed}-{self.space_group}-{self.index}"
+        prefix = "syn" if self.placement == "pyxtal" else "wyk"
+        return f"{prefix}-{self.seed}-{self.space_group}-{self.index}"
 
     def load(self, symprec: float = SYMPREC) -> StructureRecord:
-        import warnings
-
-        from pyxtal import pyxtal
         from pyxtal.symmetry import Group
-
-        from sgmine.simulate import to_diffpy
 
         combos, probs = wyckoff_combinations(self.space_group, self.max_atoms)
         group = Group(int(self.space_group))
@@ -430,37 +439,23 @@ class SyntheticCrystal:
             owner = [0] * len(combo)
             for k, slot in enumerate(slots):
                 owner[slot] = k if k < n_species else int(rng.integers(n_species))
-            sites: list[list[str]] = [[] for _ in range(n_species)]
             num_ions = [0] * n_species
             for slot, wp_index in enumerate(combo):
-                wp = group[wp_index]
-                sites[owner[slot]].append(wp.get_label())
-                num_ions[owner[slot]] += int(wp.multiplicity)
+                num_ions[owner[slot]] += int(group[wp_index].multiplicity)
             species = _choose_species(rng, n_species, num_ions)
             if species is None:
                 reasons.append("no charge-balanced elements for the sites")
                 continue
-            crystal = pyxtal()
             try:
-                with warnings.catch_warnings(), _time_limit(self.try_seconds):
-                    warnings.simplefilter("ignore")
-                    crystal.from_random(
-                        3, int(self.space_group), species, num_ions, sites=sites,
-                        factor=float(rng.uniform(*VOLUME_FACTOR)), random_state=rng,
-                        tm=tolerance_matrix(species),
-                    )
-            except _TimeUp:
-                reasons.append(f"pyxtal took more than {self.try_seconds:g} s")
+                if self.placement == "pyxtal":
+                    structure = self._pyxtal_structure(group, combo, owner, species, num_ions, rng)
+                else:
+                    structure = _wyckoff_structure(self.space_group, combo, [species[o] for o in owner], rng)
+            except StructureError as exc:
+                reasons.append(str(exc))
                 continue
-            except Exception as exc:  # pyxtal raises RuntimeError and others when it cannot place atoms
-                reasons.append(f"pyxtal: {_one_line(exc)}")
-                continue
-            if not crystal.valid:
-                reasons.append("pyxtal could not place the atoms")
-                continue
-            structure = to_diffpy(crystal)
             try:
-                record = label(structure, self.structure_id, "synthetic:pyxtal", symprec)
+                record = label(structure, self.structure_id, f"synthetic:{self.placement}", symprec)
             except StructureError as exc:
                 reasons.append(str(exc))
                 continue
@@ -473,6 +468,67 @@ class SyntheticCrystal:
             f"{self.structure_id}: no valid crystal in space group {self.space_group} after "
             f"{self.max_tries} tries ({summary})"
         )
+
+    def _pyxtal_structure(self, group: Any, combo: tuple[int, ...], owner: list[int], species: list[str],
+                          num_ions: list[int], rng: np.random.Generator) -> Any:
+        """PyXtal's placement of the drawn sites as a diffpy Structure (:class:`StructureError` if it fails)."""
+        import warnings
+
+        from pyxtal import pyxtal
+
+        from sgmine.simulate import to_diffpy
+
+        sites: list[list[str]] = [[] for _ in species]
+        for slot, wp_index in enumerate(combo):
+            sites[owner[slot]].append(group[wp_index].get_label())
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings(), _time_limit(self.try_seconds):
+                warnings.simplefilter("ignore")
+                crystal.from_random(
+                    3, int(self.space_group), species, num_ions, sites=sites,
+                    factor=float(rng.uniform(*VOLUME_FACTOR)), random_state=rng,
+                    tm=tolerance_matrix(species),
+                )
+        except _TimeUp:
+            raise StructureError(f"pyxtal took more than {self.try_seconds:g} s") from None
+        except Exception as exc:  # pyxtal raises RuntimeError and others when it cannot place atoms
+            raise StructureError(f"pyxtal: {_one_line(exc)}") from None
+        if not crystal.valid:
+            raise StructureError("pyxtal could not place the atoms")
+        return to_diffpy(crystal)
+
+
+def minimum_distances(elements: list[str]) -> np.ndarray:
+    """``d[i, j]``: the shortest allowed distance (Å) between atoms of ``elements[i]`` and
+    ``elements[j]``, the rule of :func:`tolerance_matrix` (:data:`MIN_DISTANCE` × the sum of the
+    covalent radii, :data:`ANION_MIN_DISTANCE` × it between two anions)."""
+    from training.wyckoff import atomic_radii
+
+    radius = np.array([atomic_radii(e)[0] for e in elements])
+    anion = np.array([e in ANIONS for e in elements])
+    factor = np.where(anion[:, None] & anion[None, :], ANION_MIN_DISTANCE, MIN_DISTANCE)
+    return factor * (radius[:, None] + radius[None, :])
+
+
+def _wyckoff_structure(space_group: int, combo: tuple[int, ...], elements: list[str], rng: np.random.Generator) -> Any:
+    """The fast placement (:mod:`training.wyckoff`) of element ``elements[s]`` on Wyckoff position
+    ``combo[s]``, as a diffpy Structure (:class:`StructureError` if no cell fits the atoms)."""
+    from diffpy.structure import Atom, Lattice, Structure
+
+    from training import wyckoff
+
+    lattice_type, ops, _, _ = wyckoff.wyckoff_operations(space_group)
+    per_atom = [el for el, wp in zip(elements, combo) for _ in range(len(ops[wp]))]
+    volume = wyckoff.random_volume(per_atom, rng, factor=float(rng.uniform(*VOLUME_FACTOR)))
+    limits = minimum_distances(elements)
+    for grow in range(CELL_TRIES):
+        cell = wyckoff.random_cell(lattice_type, volume * 1.1**grow, rng)
+        placed = wyckoff.place_sites(space_group, list(combo), limits, wyckoff.cell_matrix(*cell), rng)
+        if placed is not None:
+            atoms = [Atom(elements[s], xyz=xyz) for s, orbit in placed for xyz in orbit]
+            return Structure(atoms, lattice=Lattice(*cell))
+    raise StructureError(f"wyckoff placement found no room for the atoms in {CELL_TRIES} cells")
 
 
 class _TimeUp(BaseException):
@@ -516,9 +572,12 @@ def _capped_weights(n_sites: int) -> np.ndarray:
 
 
 def synthetic_crystals(
-    n: int, space_groups: list[int], seed: int = 0, max_atoms: int = 64
+    n: int, space_groups: list[int], seed: int = 0, max_atoms: int = 64, *, placement: str = "pyxtal"
 ) -> list[SyntheticCrystal]:
-    """Tasks for ``n`` synthetic crystals, spread evenly over ``space_groups`` (round robin)."""
+    """Tasks for ``n`` synthetic crystals, spread evenly over ``space_groups`` (round robin),
+    their atoms placed by ``placement`` (:data:`PLACEMENTS`)."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"unknown placement {placement!r}; known: {', '.join(PLACEMENTS)}")
     if n < 0:
         raise ValueError(f"number of synthetic crystals must be >= 0, got {n}")
     if n and not space_groups:
@@ -528,7 +587,8 @@ def synthetic_crystals(
             raise ValueError(f"space group must be 1-230, got {sg}")
         wyckoff_combinations(int(sg), max_atoms)  # fail early for a group without statistics
     return [
-        SyntheticCrystal(i, int(space_groups[i % len(space_groups)]), seed, max_atoms) for i in range(n)
+        SyntheticCrystal(i, int(space_groups[i % len(space_groups)]), seed, max_atoms, placement=placement)
+        for i in range(n)
     ]
 
 
