@@ -57,3 +57,42 @@ def test_ablation_subset_keeps_the_rows_a_condition_selects(tmp_path):
     assert read_dataset(tmp_path / "originals" / "dataset.npz").x[:, 0].tolist() == [0.0, 2 * 209.0, 4 * 209.0]
     with pytest.raises(SystemExit, match="COLUMN"):
         ablation_subset.main([str(tmp_path / "all"), str(tmp_path / "bad"), "variant"])
+
+
+def test_compare_evals_counts_discordant_pairs(tmp_path):
+    """Paired counts on the PDFs both models scored, and the exact McNemar p-value."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from compare_evals import main, mcnemar_exact, paired_real
+    finally:
+        sys.path.pop(0)
+
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    assert abs(mcnemar_exact(0, 5) - 2 / 32) < 1e-12  # both tails of Binomial(5, 1/2)
+
+    def row(name, top1, top2, setting="xray"):
+        return {"source": "aflow", "name": name, "setting": setting, "top1": top1, "top2": top2}
+
+    def report(rows, ni_right, sto_in_domain):
+        files = [{"file": "Ni.gr", "scored": "yes", "status": "ok", "top1": ni_right, "top3": [225 if ni_right else 139],
+                  "probabilities": [0.9], "true": 225, "in_domain": True},
+                 {"file": "SrTiO3.gr", "scored": "ood", "status": "ok", "top1": False, "top3": [139],
+                  "probabilities": [0.2], "true": 221, "in_domain": sto_in_domain}]
+        return {"version": "v", "real": {"rows": rows}, "measured": {"files": files}}
+
+    first = report([row("a", True, True), row("b", True, True), row("c", False, True), row("only-first", True, True)],
+                   True, False)
+    second = report([row("a", False, True), row("b", True, True), row("c", True, True)], False, True)
+    result = paired_real(first, second)
+    assert result["top1"] == {"n": 3, "only_first": 1, "only_second": 1, "p": 1.0}
+    assert result["top2"]["only_first"] == result["top2"]["only_second"] == 0
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(second))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_evals.py"), str(a), str(b)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "right only with the first 1, only with the second 1" in done.stdout
+    assert "Ni.gr: first 225" in done.stdout and "SrTiO3.gr: flagged by the first only" in done.stdout
+    assert main([str(a), str(b)]) == 0

@@ -1,0 +1,78 @@
+"""Two models on the same PDFs: paired counts and exact McNemar tests from two evaluation JSONs.
+
+    python benchmarks/compare_evals.py docs/model/ablation/NEW.json docs/model/ablation/OLD.json
+
+Reads the ``--json`` files of ``benchmarks/eval_measured.py --real``. For the real-structure
+PDFs both scored (matched by source, structure and setting) it prints, for top-1 and top-2, how
+many only the first model gets right, how many only the second, and the two-sided exact McNemar
+p-value of that split; then every measured file where the two differ (in-class files: top-1
+right or wrong; out-of-class files: flagged or not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from math import comb
+from pathlib import Path
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value: the binomial test of the discordant pairs at 1/2."""
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_real(first: dict, second: dict) -> dict[str, dict[str, float]]:
+    """Discordant counts and p-values on the real-structure PDFs both reports scored."""
+    def key(row: dict) -> tuple[str, str, str]:
+        return row["source"], row["name"], row["setting"]
+
+    a = {key(r): r for r in first["real"]["rows"]}
+    b = {key(r): r for r in second["real"]["rows"]}
+    common = sorted(set(a) & set(b))
+    out = {}
+    for metric in ("top1", "top2"):
+        only_a = sum(bool(a[k][metric]) and not b[k][metric] for k in common)
+        only_b = sum(bool(b[k][metric]) and not a[k][metric] for k in common)
+        out[metric] = {"n": len(common), "only_first": only_a, "only_second": only_b,
+                       "p": mcnemar_exact(only_a, only_b)}
+    return out
+
+
+def measured_differences(first: dict, second: dict) -> list[str]:
+    """One line per measured file the two models treat differently."""
+    b = {f["file"]: f for f in second["measured"]["files"]}
+    lines = []
+    for f in first["measured"]["files"]:
+        g = b.get(f["file"])
+        if g is None or f.get("status") != "ok" or g.get("status") != "ok":
+            continue
+        if f["scored"] == "yes" and f["top1"] != g["top1"]:
+            lines.append(f"{f['file']}: first {f['top3'][0]} ({f['probabilities'][0]:.2f}), "
+                         f"second {g['top3'][0]} ({g['probabilities'][0]:.2f}); true {f['true']}")
+        elif f["scored"] == "ood" and f["in_domain"] != g["in_domain"]:
+            lines.append(f"{f['file']}: flagged by the {'first' if not f['in_domain'] else 'second'} only")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("first", type=Path)
+    parser.add_argument("second", type=Path)
+    args = parser.parse_args(argv)
+    first, second = (json.loads(p.read_text()) for p in (args.first, args.second))
+    print(f"first: {first.get('version')}, second: {second.get('version')}")
+    for metric, r in paired_real(first, second).items():
+        print(f"real structures {metric}: {r['n']} PDFs, right only with the first {r['only_first']}, "
+              f"only with the second {r['only_second']}, exact McNemar p = {r['p']:.3f}")
+    for line in measured_differences(first, second) or ["measured files: no difference"]:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
