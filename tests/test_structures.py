@@ -316,6 +316,8 @@ def test_synthetic_arguments_are_checked():
         synthetic_crystals(5, [231])
     with pytest.raises(ValueError, match="unknown placement"):
         synthetic_crystals(5, [225], placement="magic")
+    with pytest.raises(ValueError, match="unknown placement"):
+        structures.SyntheticCrystal(0, 225, placement="PyXtal")
     assert synthetic_crystals(0, []) == []
 
 

@@ -417,6 +417,10 @@ class SyntheticCrystal:
     try_seconds: float | None = TRY_SECONDS
     placement: str = "pyxtal"
 
+    def __post_init__(self) -> None:
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"unknown placement {self.placement!r}; known: {', '.join(PLACEMENTS)}")
+
     @property
     def structure_id(self) -> str:
         prefix = "syn" if self.placement == "pyxtal" else "wyk"
@@ -575,9 +579,7 @@ def synthetic_crystals(
     n: int, space_groups: list[int], seed: int = 0, max_atoms: int = 64, *, placement: str = "pyxtal"
 ) -> list[SyntheticCrystal]:
     """Tasks for ``n`` synthetic crystals, spread evenly over ``space_groups`` (round robin),
-    their atoms placed by ``placement`` (:data:`PLACEMENTS`)."""
-    if placement not in PLACEMENTS:
-        raise ValueError(f"unknown placement {placement!r}; known: {', '.join(PLACEMENTS)}")
+    their atoms placed by ``placement`` (:data:`PLACEMENTS`; :class:`SyntheticCrystal` checks it)."""
     if n < 0:
         raise ValueError(f"number of synthetic crystals must be >= 0, got {n}")
     if n and not space_groups:
