@@ -284,24 +284,28 @@ def test_wyckoff_orbits_are_pyxtals(space_group):
 
 def test_wyckoff_placement_gives_up_when_the_cell_is_too_small():
     pytest.importorskip("pyxtal")
-    from training.wyckoff import cell_matrix, place_sites, wyckoff_operations
+    from diffpy.structure import Lattice
+
+    from training.wyckoff import place_sites, wyckoff_operations
 
     rng = np.random.default_rng(0)
-    lattice = cell_matrix(3.0, 3.0, 3.0, 90, 90, 90)
+    lattice = Lattice(3.0, 3.0, 3.0, 90, 90, 90).base
     assert place_sites(225, [0], np.full((1, 1), 2.0), lattice, rng) is None  # 192 atoms in 27 Å3
     site_4a = wyckoff_operations(225)[2].index("4a")
-    placed = place_sites(225, [site_4a], np.full((1, 1), 2.0), cell_matrix(4.0, 4.0, 4.0, 90, 90, 90), rng)
+    placed = place_sites(225, [site_4a], np.full((1, 1), 2.0), Lattice(4.0, 4.0, 4.0, 90, 90, 90).base, rng)
     assert placed is not None and len(placed[0][1]) == 4  # fcc: 4a in a 4 Å cell, neighbours 2.83 Å apart
 
 
 @pytest.mark.parametrize("lattice_type", ["triclinic", "monoclinic", "orthorhombic", "tetragonal", "hexagonal", "cubic"])
 def test_random_cells_have_the_volume_and_shape_asked_for(lattice_type):
-    from training.wyckoff import cell_matrix, random_cell
+    from diffpy.structure import Lattice
+
+    from training.wyckoff import random_cell
 
     rng = np.random.default_rng(1)
     for _ in range(20):
         a, b, c, alpha, beta, gamma = random_cell(lattice_type, 500.0, rng)
-        assert abs(np.linalg.det(cell_matrix(a, b, c, alpha, beta, gamma)) - 500.0) < 1e-6
+        assert abs(np.linalg.det(Lattice(a, b, c, alpha, beta, gamma).base) - 500.0) < 1e-6
         if lattice_type in ("tetragonal", "hexagonal", "cubic"):
             assert a == b
         if lattice_type != "triclinic":

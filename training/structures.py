@@ -427,10 +427,10 @@ class SyntheticCrystal:
         return f"{prefix}-{self.seed}-{self.space_group}-{self.index}"
 
     def load(self, symprec: float = SYMPREC) -> StructureRecord:
-        from pyxtal.symmetry import Group
+        from training.wyckoff import wyckoff_operations
 
         combos, probs = wyckoff_combinations(self.space_group, self.max_atoms)
-        group = Group(int(self.space_group))
+        _, operations, labels, _ = wyckoff_operations(self.space_group)
         reasons: list[str] = []
         for attempt in range(self.max_tries):
             # each try has its own generator, so an abandoned try does not change the next ones
@@ -445,14 +445,14 @@ class SyntheticCrystal:
                 owner[slot] = k if k < n_species else int(rng.integers(n_species))
             num_ions = [0] * n_species
             for slot, wp_index in enumerate(combo):
-                num_ions[owner[slot]] += int(group[wp_index].multiplicity)
+                num_ions[owner[slot]] += len(operations[wp_index])
             species = _choose_species(rng, n_species, num_ions)
             if species is None:
                 reasons.append("no charge-balanced elements for the sites")
                 continue
             try:
                 if self.placement == "pyxtal":
-                    structure = self._pyxtal_structure(group, combo, owner, species, num_ions, rng)
+                    structure = self._pyxtal_structure(labels, combo, owner, species, num_ions, rng)
                 else:
                     structure = _wyckoff_structure(self.space_group, combo, [species[o] for o in owner], rng)
             except StructureError as exc:
@@ -473,9 +473,10 @@ class SyntheticCrystal:
             f"{self.max_tries} tries ({summary})"
         )
 
-    def _pyxtal_structure(self, group: Any, combo: tuple[int, ...], owner: list[int], species: list[str],
+    def _pyxtal_structure(self, labels: tuple[str, ...], combo: tuple[int, ...], owner: list[int], species: list[str],
                           num_ions: list[int], rng: np.random.Generator) -> Any:
-        """PyXtal's placement of the drawn sites as a diffpy Structure (:class:`StructureError` if it fails)."""
+        """PyXtal's placement of the drawn sites (``labels``: the group's Wyckoff labels by PyXtal
+        index) as a diffpy Structure (:class:`StructureError` if it fails)."""
         import warnings
 
         from pyxtal import pyxtal
@@ -484,7 +485,7 @@ class SyntheticCrystal:
 
         sites: list[list[str]] = [[] for _ in species]
         for slot, wp_index in enumerate(combo):
-            sites[owner[slot]].append(group[wp_index].get_label())
+            sites[owner[slot]].append(labels[wp_index])
         crystal = pyxtal()
         try:
             with warnings.catch_warnings(), _time_limit(self.try_seconds):
@@ -527,11 +528,11 @@ def _wyckoff_structure(space_group: int, combo: tuple[int, ...], elements: list[
     volume = wyckoff.random_volume(per_atom, rng, factor=float(rng.uniform(*VOLUME_FACTOR)))
     limits = minimum_distances(elements)
     for grow in range(CELL_TRIES):
-        cell = wyckoff.random_cell(lattice_type, volume * 1.1**grow, rng)
-        placed = wyckoff.place_sites(space_group, list(combo), limits, wyckoff.cell_matrix(*cell), rng)
+        lattice = Lattice(*wyckoff.random_cell(lattice_type, volume * 1.1**grow, rng))
+        placed = wyckoff.place_sites(space_group, list(combo), limits, lattice.base, rng)
         if placed is not None:
             atoms = [Atom(elements[s], xyz=xyz) for s, orbit in placed for xyz in orbit]
-            return Structure(atoms, lattice=Lattice(*cell))
+            return Structure(atoms, lattice=lattice)
     raise StructureError(f"wyckoff placement found no room for the atoms in {CELL_TRIES} cells")
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from training.structures import SYMPREC, StructureError, merged_sites, space_group_of
+from training.wyckoff import periodic_distances
 
 #: A variant whose shortest interatomic distance fell below this fraction of the original's is
 #: rejected (atoms pushed into each other).
@@ -103,10 +104,7 @@ def symmetric_displacements(lattice: np.ndarray, rotations: np.ndarray, image: n
 
 def _shortest_distance(lattice: np.ndarray, xyz: np.ndarray) -> float:
     """Shortest distance between two sites of the crystal (periodic images included)."""
-    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
-    raw = xyz[:, None, :] - xyz[None, :, :]
-    diff = (raw - np.round(raw))[:, :, None, :] + shifts[None, None, :, :]
-    dist = np.linalg.norm(diff @ lattice, axis=-1)
+    dist = periodic_distances(lattice, xyz, xyz)
     dist[dist < 1e-6] = np.inf
     return float(dist.min())
 

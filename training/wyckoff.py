@@ -101,14 +101,13 @@ def random_cell(lattice_type: str, volume: float, rng: np.random.Generator) -> t
     raise ValueError(f"no {lattice_type} cell found")  # unreachable in practice
 
 
-def cell_matrix(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> np.ndarray:
-    """Lattice vectors as rows (a along x, b in the xy plane)."""
-    ca, cb, cg = np.cos(np.radians([alpha, beta, gamma]))
-    sg = np.sin(np.radians(gamma))
-    cx = cb
-    cy = (ca - cb * cg) / sg
-    cz = np.sqrt(max(1 - cx**2 - cy**2, 0.0))
-    return np.array([[a, 0, 0], [b * cg, b * sg, 0], [c * cx, c * cy, c * cz]])
+def periodic_distances(lattice: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distances (Å) from each fractional position of ``a`` to each of ``b`` and its images in the
+    26 neighbouring cells: an array of shape (len(a), len(b), 27), the unshifted image at index
+    13. ``lattice`` holds the lattice vectors as rows."""
+    diff = a[:, None, :] - b[None, :, :]
+    diff -= np.round(diff)
+    return np.linalg.norm((diff[:, :, None, :] + _SHIFTS[None, None, :, :]) @ lattice, axis=-1)
 
 
 def _too_close(lattice: np.ndarray, new: np.ndarray, new_min: np.ndarray, old: np.ndarray, old_min: np.ndarray) -> bool:
@@ -118,10 +117,7 @@ def _too_close(lattice: np.ndarray, new: np.ndarray, new_min: np.ndarray, old: n
     for others, allowed, is_self in ((new, new_min, True), (old, old_min, False)):
         if len(others) == 0:
             continue
-        diff = new[:, None, :] - others[None, :, :]
-        diff -= np.round(diff)
-        cart = (diff[:, :, None, :] + _SHIFTS[None, None, :, :]) @ lattice  # (n_new, n_other, 27, 3)
-        dist = np.sqrt((cart**2).sum(-1))
+        dist = periodic_distances(lattice, new, others)  # (n_new, n_other, 27)
         if is_self:  # an atom and itself, unshifted
             idx = np.arange(len(new))
             dist[idx, idx, 13] = np.inf
