@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from math import comb
 from pathlib import Path
 
 
 def mcnemar_exact(only_first: int, only_second: int) -> float:
-    """Two-sided exact McNemar p-value: the binomial test of the discordant pairs at 1/2."""
+    """Two-sided exact McNemar p-value: the binomial test of the discordant pairs at 1/2
+    (``scipy.stats.binomtest``); 1 when there are none."""
+    from scipy.stats import binomtest
+
     n = only_first + only_second
-    if n == 0:
-        return 1.0
-    tail = sum(comb(n, i) for i in range(min(only_first, only_second) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return 1.0 if n == 0 else float(binomtest(only_first, n, 0.5).pvalue)
 
 
 def paired_real(first: dict, second: dict) -> dict[str, dict[str, float]]:
