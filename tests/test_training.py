@@ -64,6 +64,21 @@ def test_dropout_is_a_compact_network_setting(tf):
         FitConfig(architecture="compact", dropout=1.0)
 
 
+def test_width_is_a_compact_network_setting(tf):
+    from training.fit import build_architecture
+
+    def shapes(model):
+        return [layer.kernel.shape[-1] for layer in model.layers if hasattr(layer, "kernel")]
+
+    assert shapes(build_architecture("compact", 45, 209)) == [32, 64, 128, 128, 256, 45]
+    assert shapes(build_architecture("compact", 45, 209, width=2)) == [64, 128, 256, 256, 512, 45]
+    assert FitConfig(architecture="compact", width=2).width == 2
+    with pytest.raises(ValueError, match="reference CNN keeps its own width"):
+        FitConfig(width=2)
+    with pytest.raises(ValueError, match="width must be at least 1"):
+        FitConfig(architecture="compact", width=0)
+
+
 def test_one_hot_follows_the_class_order():
     y = one_hot(np.array([14, 2, 227]), (227, 2, 14))
     np.testing.assert_array_equal(y, [[0, 0, 1], [0, 1, 0], [1, 0, 0]])

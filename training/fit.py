@@ -78,14 +78,16 @@ def schedule(config: "FitConfig"):
     return short
 
 
-def build_architecture(name: str, num_classes: int, npoints: int, *, dropout: float | None = None):
-    """The uncompiled Keras model of architecture ``name`` (:data:`ARCHITECTURES`); ``dropout``
-    (compact network only) replaces its default rate, None keeps it."""
+def build_architecture(
+    name: str, num_classes: int, npoints: int, *, dropout: float | None = None, width: int | None = None
+):
+    """The uncompiled Keras model of architecture ``name`` (:data:`ARCHITECTURES`); ``dropout`` and
+    ``width`` (compact network only) replace its defaults, None keeps them."""
     import importlib
 
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; use one of {', '.join(ARCHITECTURES)}")
-    options = {} if dropout is None else {"dropout": dropout}
+    options = {key: value for key, value in (("dropout", dropout), ("width", width)) if value is not None}
     return importlib.import_module(ARCHITECTURES[name]).build_model(num_classes, npoints, **options)
 
 
@@ -258,6 +260,8 @@ class FitConfig:
     class_weighting: str = "balanced"
     #: dropout rate of the compact network's dense layers; None: its default (0.5, as the reference)
     dropout: float | None = None
+    #: filter and dense-unit multiplier of the compact network; None: its default (1)
+    width: int | None = None
     #: one of :data:`OUTLIER_TARGETS`: what outlier rows are trained towards
     outlier_target: str = "uniform"
 
@@ -278,6 +282,11 @@ class FitConfig:
                              "--dropout is for --architecture compact")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.width is not None and self.architecture == "reference":
+            raise ValueError("the reference CNN keeps its own width (its recipe stays reproducible); "
+                             "--width is for --architecture compact")
+        if self.width is not None and self.width < 1:
+            raise ValueError(f"width must be at least 1, got {self.width}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -601,7 +610,7 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
             return keras.saving.load_model(run.checkpoints / "last.keras", safe_mode=True)
         return compile_model(
             build_architecture(config.architecture, len(data.classes) + config.none_of_these_output,
-                               data.x.shape[1], dropout=config.dropout),
+                               data.x.shape[1], dropout=config.dropout, width=config.width),
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
 
@@ -712,6 +721,9 @@ def fit_command(
     dropout: float | None = typer.Option(
         None, "--dropout", help="Dropout rate before the compact network's dense layers (default 0.5, as the reference)."
     ),
+    width: int | None = typer.Option(
+        None, "--width", help="Multiplier of the compact network's filters and dense units (default 1)."
+    ),
 ) -> None:
     """Train the space-group CNN on DATA and write the run to --out."""
     try:
@@ -719,7 +731,7 @@ def fit_command(
             epochs=epochs, batch_size=batch_size, validation_split=validation_split, test_size=test_size, seed=seed,
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
-            class_weighting=class_weighting, dropout=dropout, outlier_target=outlier_target,
+            class_weighting=class_weighting, dropout=dropout, width=width, outlier_target=outlier_target,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
