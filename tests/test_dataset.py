@@ -243,3 +243,25 @@ def test_variants_and_realism_reach_the_manifest_and_keep_one_split_group(tmp_pa
     assert steps and all(aug.step[0] <= s <= aug.step[1] for s in steps)
     assert any(r["substituted"] == "True" for r in rows)
     assert np.isfinite(data.x).all() and data.x.min() >= 0 and data.x.max() <= 1
+
+
+def test_a_synthetic_crystal_that_raises_is_recorded_as_synthetic_failed(tmp_path, monkeypatch):
+    """Any error while building a synthetic crystal (here the cell draw giving up) is a failed
+    synthetic crystal in skipped.csv, never an unreadable file; the other crystals are built."""
+    from training import wyckoff
+
+    calls = {"n": 0}
+    real = wyckoff.random_cell
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("no cubic cell found")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wyckoff, "random_cell", flaky)
+    tasks = structures.synthetic_crystals(3, [225], seed=4, placement="wyckoff")
+    summary = build_dataset(tasks, tmp_path / "ds", augment=1, progress=False, workers=1)
+    assert summary.skipped == {"synthetic failed": 1}
+    assert "ValueError: no cubic cell found" in (tmp_path / "ds" / "skipped.csv").read_text()
+    assert sum(summary.counts.values()) == 2

@@ -283,14 +283,14 @@ def build_shard(spec: ShardSpec) -> ShardResult:
     xs, ys, manifest, skipped = [], [], [], []
     n_structures = 0
     for task in spec.tasks:
+        failed = "synthetic failed" if type(task).__name__ == "SyntheticCrystal" else "unreadable or no symmetry"
         try:
             record = task.load(spec.symprec)
         except StructureError as exc:
-            kind = "synthetic failed" if type(task).__name__ == "SyntheticCrystal" else "unreadable or no symmetry"
-            skipped.append((_task_id(task), kind, str(exc)))
+            skipped.append((_task_id(task), failed, str(exc)))
             continue
         except Exception as exc:  # a reader bug must not lose the whole shard; record it
-            skipped.append((_task_id(task), "unreadable or no symmetry", f"{type(exc).__name__}: {exc}"[:300]))
+            skipped.append((_task_id(task), failed, f"{type(exc).__name__}: {exc}"[:300]))
             continue
         if spec.space_groups is not None and record.space_group not in spec.space_groups:
             skipped.append((record.structure_id, "space group not requested", f"spglib: {record.space_group}"))
