@@ -3,6 +3,7 @@ and `model="NAME"` resolve through one function, `sgmine models` lists what is t
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -21,6 +22,11 @@ from sgmine.scan import _cached_model
 runner = CliRunner()
 SHIPPED = Path(models.__file__).parent / "data" / "model.onnx"
 needs_shipped = pytest.mark.skipif(not SHIPPED.is_file(), reason="no model shipped in this checkout")
+SG45 = SHIPPED.with_name("sg45.onnx")
+needs_sg45 = pytest.mark.skipif(not SG45.is_file(), reason="sg45 is not shipped in this checkout")
+#: spacegroupMining's output order, which issue #16 asks sg45 to keep.
+SG45_ORDER = [2, 4, 9, 11, 12, 13, 14, 15, 19, 33, 36, 47, 55, 58, 60, 61, 62, 63, 64, 65, 71, 87, 88, 122, 123,
+              129, 136, 139, 140, 141, 148, 160, 164, 166, 167, 176, 186, 191, 194, 205, 216, 221, 225, 227, 230]
 
 # A second model's classes: none of them is one of sg8's, so a listing that came from a
 # hard-coded table instead of the files could not show them.
@@ -200,6 +206,35 @@ def test_predict_by_name_is_the_default():
     by_name = predict(DATA / "Ni.gr", model="sg8")[0]
     default = predict(DATA / "Ni.gr")[0]
     assert by_name.candidates == default.candidates
+
+
+@needs_sg45
+def test_sg45_is_shipped_beside_the_default_in_spacegroupminings_order():
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {m["name"]: m for m in json.loads(result.stdout)}
+    assert listed["sg8"]["default"] and not listed["sg45"]["default"]
+    assert [g["number"] for g in listed["sg45"]["space_groups"]] == SG45_ORDER
+    assert listed["sg45"]["card"] and Path(listed["sg45"]["card"]).name == "sg45.md"
+    info = runner.invoke(app, ["info", "--model", "sg45"])
+    assert info.exit_code == 0 and info.stdout.startswith("name:           sg45 (shipped)\n")
+
+
+@needs_sg45
+def test_scan_with_sg45_ranks_the_measured_examples(tmp_path):
+    """The shipped sg45 on real measurements: its 45 outputs are read in the right order (Ni and
+    Si have their true group among the top 6 of 45) and "none of these" is reported."""
+    out = tmp_path / "sg45.csv"
+    files = [str(DATA / "Ni.gr"), str(DATA / "Si.gr")]
+    result = runner.invoke(app, ["scan", *files, "--model", "sg45", "--top-k", "6", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row, truth in zip(rows, (225, 227)):
+        assert row["status"] == "ok"
+        top6 = [int(row[f"sg_{k}"]) for k in range(1, 7)]
+        assert set(top6) <= set(SG45_ORDER) and truth in top6
+        assert 0 <= float(row["none_of_these"]) < 1
 
 
 @pytest.mark.parametrize("command", ["scan", "watch", "plot", "info"])
