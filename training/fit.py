@@ -58,6 +58,8 @@ def learning_rate(epoch: int, lr: float | None = None) -> float:
 
 #: Architectures ``sgmine-train fit --architecture`` builds: name -> module with ``build_model``.
 ARCHITECTURES = {"reference": "training.cnn", "compact": "training.compact"}
+#: FitConfig settings of the compact network only (the reference CNN's recipe stays fixed).
+COMPACT_SETTINGS = ("dropout", "width")
 #: The compact network's schedule, as fractions of the run's epochs: (end, rate) steps, then the last rate.
 SHORT_STEPS = ((0.6, 1e-3), (0.85, 1e-4))
 SHORT_FINAL = 1e-5
@@ -277,14 +279,12 @@ class FitConfig:
             raise ValueError(f"unknown class weighting {self.class_weighting!r}; use one of {', '.join(CLASS_WEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
-        if self.dropout is not None and self.architecture == "reference":
-            raise ValueError("the reference CNN keeps its own dropout (its recipe stays reproducible); "
-                             "--dropout is for --architecture compact")
+        for name in COMPACT_SETTINGS:
+            if getattr(self, name) is not None and self.architecture == "reference":
+                raise ValueError(f"the reference CNN keeps its own {name} (its recipe stays reproducible); "
+                                 f"--{name} is for --architecture compact")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.width is not None and self.architecture == "reference":
-            raise ValueError("the reference CNN keeps its own width (its recipe stays reproducible); "
-                             "--width is for --architecture compact")
         if self.width is not None and self.width < 1:
             raise ValueError(f"width must be at least 1, got {self.width}")
         if self.epochs < 1:
