@@ -30,7 +30,10 @@ The work is split so that augmented variants are cheap:
   number of pairs.
 
 Agreement with pdffit2 and the speed ratio are measured by ``benchmarks/bench_simulate.py``
-and asserted in ``tests/test_simulate.py``. This module needs numpy and scipy, plus
+and asserted in ``tests/test_simulate.py``, for inorganic and molecular crystals (with their H
+atoms) alike. Where the two differ most, pdffit2 is the one off: for sharp peaks (Uiso ≈ 0.001 Å²,
+as for the stiff bonds inside molecules) its FFT termination drifts from the exact sine
+transform (benzene: Rw 0.043 against a brute-force curve; this module 0.002). This module needs numpy and scipy, plus
 diffpy.structure and periodictable (the ``simulate`` extra), imported when first needed.
 """
 
