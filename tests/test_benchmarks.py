@@ -96,3 +96,26 @@ def test_compare_evals_counts_discordant_pairs(tmp_path):
     assert "right only with the first 1, only with the second 1" in done.stdout
     assert "Ni.gr: first 225" in done.stdout and "SrTiO3.gr: flagged by the first only" in done.stdout
     assert main([str(a), str(b)]) == 0
+
+
+def test_probe_elements_sweeps_each_prototype_of_the_models_classes(tmp_path):
+    """Every fcc, hcp and diamond crystal of the sweep is scored at the four settings, with its
+    true nearest-neighbour distance; the shipped model knows fcc Ni's size (2.49 Å)."""
+    pytest.importorskip("diffpy.structure")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import numpy as np
+    import probe_elements
+
+    for kind in ("fcc", "hcp", "diamond"):
+        s = probe_elements.prototype(kind, 2.5)
+        xyz = s.xyz_cartn
+        d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+        # within the cell, or to the next cell along a for the one-atom-thick hcp/diamond layers
+        assert min(d[d > 0].min(), s.lattice.a) == pytest.approx(2.5, abs=1e-6)
+    out = tmp_path / "probe.json"
+    assert probe_elements.main(["--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["prototypes"]) == {"fcc", "hcp", "diamond"}
+    assert len(report["rows"]) == 3 * len(probe_elements.DISTANCES) * 4
+    ni = [r for r in report["rows"] if r["kind"] == "fcc" and r["distance"] == 2.5]
+    assert all(r["top1"] for r in ni)

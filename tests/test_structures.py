@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import shutil
 from pathlib import Path
 
@@ -348,6 +349,27 @@ def test_element_prototypes_have_their_space_group(kind, group):
     assert [r.space_group for r in records] == [group] * 3
     assert len({t.structure_id for t in tasks}) == 3
     assert records[0].structure.lattice.abcABG() == tasks[0].load().structure.lattice.abcABG()  # seeded
+
+
+def test_prototype_distances_cover_the_elements():
+    """The nearest-neighbour distances span diamond C (1.54 Å) to fcc Sr (4.30 Å): fcc Pb (3.50),
+    Ce (3.65) and Ca (3.95) among them, which the range of the datasets before 2026-12-02
+    (2.3–3.3 Å) left out."""
+    from training.structures import LEGACY_NEIGHBOUR_DISTANCE, prototype_crystals
+
+    def distances(**kw):
+        # fcc: nearest neighbours at a / sqrt(2)
+        return np.array([t.load().structure.lattice.a / math.sqrt(2) for t in prototype_crystals(120, ["fcc"], seed=3, **kw)])
+
+    wide = distances()
+    assert 1.5 <= wide.min() < 1.8 and 4.1 < wide.max() <= 4.4
+    assert np.any((wide > 3.4) & (wide < 4.0))  # Pb, Ce, Yb, Ca
+    legacy = distances(distance=LEGACY_NEIGHBOUR_DISTANCE)
+    assert 2.3 <= legacy.min() and legacy.max() <= 3.3
+    ids = {t.structure_id for t in prototype_crystals(1, ["fcc"])} | {t.structure_id for t in prototype_crystals(1, ["fcc"], distance=(2.3, 3.3))}
+    assert len(ids) == 2  # a range is part of the id: a build folder never mixes two ranges
+    with pytest.raises(ValueError, match="nearest-neighbour distances"):
+        prototype_crystals(1, ["fcc"], distance=(3.0, 2.0))
 
 
 def test_unknown_prototype_is_refused():

@@ -713,6 +713,16 @@ def parse_space_groups(text: str) -> Optional[tuple[int, ...]]:
     return groups
 
 
+def parse_distance_range(text: str) -> tuple[float, float]:
+    """``"1.5,4.4"`` -> ``(1.5, 4.4)``: two distances in Å (their range is checked by
+    :func:`training.structures.prototype_crystals`)."""
+    try:
+        lo, hi = (float(t) for t in text.replace(" ", "").split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected two distances in Å as LOW,HIGH (e.g. 1.5,4.4), got {text!r}") from None
+    return lo, hi
+
+
 def dataset_command(
     out: Path = typer.Option(..., "--out", help="Folder for the dataset (x.csv, y.csv, size_sg.csv, manifest.csv, dataset.npz)."),
     cif_dir: Optional[Path] = typer.Option(None, "--cif-dir", help="Folder of CIF files (searched recursively)."),
@@ -741,6 +751,10 @@ def dataset_command(
     max_atoms: int = typer.Option(400, "--max-atoms", help="Skip structures with more atoms than this in the cell."),
     prototypes: int = typer.Option(
         0, "--prototypes", help="One-element crystals per element structure type (fcc, hcp, diamond, bcc, simple-cubic) in --space-groups."
+    ),
+    prototype_distance: str = typer.Option(
+        "1.5,4.4", "--prototype-distance", help="Range of the prototypes' nearest-neighbour distances, Å, as LOW,HIGH "
+        "(C–C 1.54 in diamond to Sr–Sr 4.3 in fcc; the datasets before 2026-12-02 used 2.3,3.3)."
     ),
     synthetic_max_atoms: int = typer.Option(
         64, "--synthetic-max-atoms", help="Largest conventional cell (atoms) of a synthetic crystal."
@@ -772,13 +786,14 @@ def dataset_command(
 
     console = Console(stderr=True)
     groups = parse_space_groups(space_groups)
+    distance = parse_distance_range(prototype_distance)
     if synthetic and groups is None:
         raise typer.BadParameter("--synthetic needs a list of --space-groups, not 'all'")
     try:
         tasks = _gather_tasks(
             console, cif_dir=cif_dir, cif_table=cif_table, synthetic=synthetic, groups=groups, seed=seed,
             synthetic_max_atoms=synthetic_max_atoms, synthetic_placement=synthetic_placement, prototypes=prototypes,
-            max_structures=max_structures,
+            prototype_distance=distance, max_structures=max_structures,
         )
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
@@ -794,7 +809,8 @@ def dataset_command(
 
 def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path], synthetic: int,
                   groups: Optional[tuple[int, ...]], seed: int, synthetic_max_atoms: int,
-                  synthetic_placement: str, prototypes: int, max_structures: int) -> list[Any]:
+                  synthetic_placement: str, prototypes: int, prototype_distance: tuple[float, float],
+                  max_structures: int) -> list[Any]:
     """The structure tasks of ``sgmine-train dataset``, in this order: the CIF folder, each CIF
     table (ids already taken skipped), synthetic crystals, prototypes; then a random sample of
     ``max_structures`` of them (from ``seed``) when that is fewer."""
@@ -815,7 +831,7 @@ def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path
                                                placement=synthetic_placement)
     if prototypes:
         kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
-        tasks += structures.prototype_crystals(prototypes, kinds, seed)
+        tasks += structures.prototype_crystals(prototypes, kinds, seed, distance=prototype_distance)
     if 0 < max_structures < len(tasks):
         keep = np.sort(np.random.default_rng(seed).choice(len(tasks), max_structures, replace=False))
         tasks = [tasks[i] for i in keep]

@@ -612,8 +612,14 @@ PROTOTYPES: dict[str, tuple[int, tuple[tuple[float, float, float], ...], float, 
     "bcc": (229, ((0, 0, 0), (0.5, 0.5, 0.5)), math.sqrt(3) / 2, None),
     "simple-cubic": (221, ((0, 0, 0),), 1.0, None),
 }
-#: Nearest-neighbour distances drawn for the prototypes, Å (from C–C 1.54 to Cs–Cs 5.3).
-NEIGHBOUR_DISTANCE = (2.3, 3.3)
+#: Nearest-neighbour distances drawn for the prototypes, Å: from C–C 1.54 (diamond) to Sr–Sr 4.3
+#: (fcc), so that fcc Pb (3.50), Ce, Th, Yb and Ca (3.95) are covered. The runtime refuses a
+#: first peak beyond 4.5 Å as not a G(r) (``sgmine.plausibility``), so larger ones are not drawn.
+NEIGHBOUR_DISTANCE = (1.5, 4.4)
+#: The range of the datasets built before 2026-12-02 (v5, sg45: ``--prototype-distance 2.3,3.3``).
+#: It left out every element whose fcc a exceeds 4.67 Å, and the shipped 8-group model calls such
+#: fcc crystals I4/mmm (a = 4.8–5.6 Å: ``benchmarks/probe_elements.py``).
+LEGACY_NEIGHBOUR_DISTANCE = (2.3, 3.3)
 
 
 @dataclass(frozen=True)
@@ -625,10 +631,12 @@ class PrototypeCrystal:
     kind: str
     index: int
     seed: int = 0
+    distance: tuple[float, float] = NEIGHBOUR_DISTANCE
 
     @property
     def structure_id(self) -> str:
-        return f"proto-{self.seed}-{self.kind}-{self.index}"
+        lo, hi = self.distance
+        return f"proto-{self.seed}-{self.kind}-{self.index}-nn{lo:g}-{hi:g}"
 
     def load(self, symprec: float = SYMPREC) -> StructureRecord:
         from diffpy.structure import Atom, Lattice, Structure
@@ -636,7 +644,7 @@ class PrototypeCrystal:
         group, sites, nn, c_over_a = PROTOTYPES[self.kind]
         rng = np.random.default_rng([int(self.seed), int(self.index), list(PROTOTYPES).index(self.kind)])
         element = str(rng.choice(list(ELEMENTS)))
-        a = float(rng.uniform(*NEIGHBOUR_DISTANCE)) / nn
+        a = float(rng.uniform(*self.distance)) / nn
         if c_over_a is None:
             lattice = Lattice(a, a, a, 90, 90, 90)
         else:
@@ -645,12 +653,17 @@ class PrototypeCrystal:
         return label(structure, self.structure_id, f"prototype:{self.kind}", symprec)
 
 
-def prototype_crystals(n: int, kinds: list[str], seed: int = 0) -> list[PrototypeCrystal]:
-    """Tasks for ``n`` one-element crystals of each prototype in ``kinds``."""
+def prototype_crystals(n: int, kinds: list[str], seed: int = 0, *,
+                       distance: tuple[float, float] = NEIGHBOUR_DISTANCE) -> list[PrototypeCrystal]:
+    """Tasks for ``n`` one-element crystals of each prototype in ``kinds``, with nearest-neighbour
+    distances drawn uniformly from ``distance`` (Å)."""
     unknown = [k for k in kinds if k not in PROTOTYPES]
     if unknown:
         raise ValueError(f"unknown prototype(s) {unknown}; known: {list(PROTOTYPES)}")
-    return [PrototypeCrystal(kind, i, seed) for kind in kinds for i in range(n)]
+    lo, hi = (float(d) for d in distance)
+    if not 0.5 <= lo <= hi <= 10.0:
+        raise ValueError(f"prototype nearest-neighbour distances must satisfy 0.5 <= low <= high <= 10 Å, got {lo:g}, {hi:g}")
+    return [PrototypeCrystal(kind, i, seed, (lo, hi)) for kind in kinds for i in range(n)]
 
 
 def _one_line(exc: BaseException) -> str:
