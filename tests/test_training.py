@@ -549,3 +549,38 @@ def test_compact_members_average_into_an_ensemble_run(tf, simulated, tmp_path):
                                                      architecture="compact"), source=simulated).run_dir
     with pytest.raises(EnsembleError, match="another split"):
         ensemble_runs([members[0], other], tmp_path / "bad")
+
+
+def test_init_from_starts_a_run_from_another_runs_best_weights(tf, simulated, tmp_path):
+    """--init-from loads the earlier run's best weights into the same network (with its "none of
+    these" output) and fine-tunes at 1e-4 then 1e-5; another network, split or the run's own
+    folder is refused before anything is trained."""
+    import keras
+    import numpy as np
+
+    from training.datafiles import read_dataset
+    from training.fit import FitConfig, _model, fit, schedule
+    from training.run import RunDir
+
+    data = read_dataset(simulated)
+    base = dict(batch_size=16, verbose=0, architecture="compact")
+    first = fit(data, tmp_path / "first", FitConfig(epochs=1, **base), source=simulated).run_dir
+
+    # the network a run starts from holds the first run's weights (one epoch: its best is its last)
+    start = _model(RunDir(tmp_path / "start"), data, FitConfig(epochs=1, init_from=str(first), **base), None)
+    last = keras.saving.load_model(RunDir(first).checkpoints / "last.keras")
+    assert len(start.get_weights()) == len(last.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(start.get_weights(), last.get_weights()))
+
+    tuned = fit(data, tmp_path / "tuned", FitConfig(epochs=2, init_from=str(first), **base), source=simulated)
+    assert tuned.history["learning_rate"] == pytest.approx([1e-4, 1e-5])
+    assert [schedule(FitConfig(epochs=4, init_from="r", **base))(e) for e in range(4)] == [1e-4, 1e-4, 1e-5, 1e-5]
+
+    with pytest.raises(ValueError, match="its width is None, this run's 2"):
+        fit(data, tmp_path / "wide", FitConfig(epochs=1, width=2, init_from=str(first), **base))
+    with pytest.raises(ValueError, match="split of this dataset differs"):
+        fit(data, tmp_path / "seed", FitConfig(epochs=1, seed=5, init_from=str(first), **base))
+    with pytest.raises(ValueError, match="another run than --out"):
+        fit(data, first, FitConfig(epochs=1, init_from=str(first), **base))
+    with pytest.raises(FileNotFoundError, match="best.weights.h5"):
+        fit(data, tmp_path / "none", FitConfig(epochs=1, init_from=str(tmp_path / "missing"), **base))

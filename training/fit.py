@@ -63,16 +63,21 @@ COMPACT_SETTINGS = ("dropout", "width")
 #: The compact network's schedule, as fractions of the run's epochs: (end, rate) steps, then the last rate.
 SHORT_STEPS = ((0.6, 1e-3), (0.85, 1e-4))
 SHORT_FINAL = 1e-5
+#: The schedule of a run that starts from another run's weights (``--init-from``): the compact
+#: schedule's last two rates, 1e-4 for the first half of the epochs, then 1e-5.
+FINE_TUNE_STEPS = ((0.5, 1e-4),)
 
 
 def schedule(config: "FitConfig"):
     """The learning-rate schedule of a run: the reference's steps for the reference CNN; for the
-    compact one, 1e-3 for the first 60 % of ``config.epochs``, 1e-4 to 85 %, then 1e-5."""
-    if config.architecture == "reference":
+    compact one, 1e-3 for the first 60 % of ``config.epochs``, 1e-4 to 85 %, then 1e-5; for a run
+    that starts from trained weights (``config.init_from``), :data:`FINE_TUNE_STEPS`."""
+    if config.init_from is None and config.architecture == "reference":
         return learning_rate
+    steps = FINE_TUNE_STEPS if config.init_from is not None else SHORT_STEPS
 
     def short(epoch: int, lr: float | None = None) -> float:
-        for end, rate in SHORT_STEPS:
+        for end, rate in steps:
             if epoch < end * config.epochs:
                 return rate
         return SHORT_FINAL
@@ -266,6 +271,10 @@ class FitConfig:
     width: int | None = None
     #: one of :data:`OUTLIER_TARGETS`: what outlier rows are trained towards
     outlier_target: str = "uniform"
+    #: run directory whose best weights this run starts from (a fine-tune on more data): it must
+    #: have this run's architecture, width, dropout, outlier target, classes and split
+    #: (:func:`check_init_from`); the schedule is then :data:`FINE_TUNE_STEPS`
+    init_from: str | None = None
 
     @property
     def none_of_these_output(self) -> bool:
@@ -487,8 +496,12 @@ def fit(
 
     run = RunDir(run_dir)
     run_dir = run.path
+    if config.init_from is not None and Path(config.init_from).resolve() == run_dir.resolve():
+        raise ValueError("--init-from must name another run than --out (a new run clears its own checkpoints)")
     run_dir.mkdir(parents=True, exist_ok=True)
     state, split = _start_run(run, data, config, resume)
+    if config.init_from is not None:
+        check_init_from(RunDir(config.init_from), data, config, split)
 
     other = config.none_of_these_output
     if other and outliers is None:
@@ -608,11 +621,39 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
     with distribution_scope():
         if state is not None:
             return keras.saving.load_model(run.checkpoints / "last.keras", safe_mode=True)
-        return compile_model(
+        model = compile_model(
             build_architecture(config.architecture, len(data.classes) + config.none_of_these_output,
                                data.x.shape[1], dropout=config.dropout, width=config.width),
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
+        if config.init_from is not None:
+            model.load_weights(RunDir(config.init_from).checkpoints / "best.weights.h5")
+        return model
+
+
+#: Settings a run started from another run's weights must share with it.
+INIT_FROM_SETTINGS = ("architecture", "width", "dropout", "outlier_target")
+
+
+def check_init_from(source: RunDir, data: Dataset, config: FitConfig, split: Split) -> None:
+    """Refuse to start from ``source``'s weights unless they fit this run: its best weights exist,
+    its network is the same (:data:`INIT_FROM_SETTINGS`, classes) and so is its split, so that
+    no validation or test curve of this run was ever trained on."""
+    weights = source.checkpoints / "best.weights.h5"
+    if not weights.is_file():
+        raise FileNotFoundError(f"--init-from {source.path}: no checkpoints/best.weights.h5 to start from")
+    previous = json.loads(source.config_file.read_text())
+    if previous.get("classes") != list(data.classes):
+        raise ValueError(f"--init-from {source.path}: trained on classes {previous.get('classes')}, "
+                         f"this dataset has {list(data.classes)}")
+    for name in INIT_FROM_SETTINGS:
+        if previous.get(name) != getattr(config, name):
+            raise ValueError(f"--init-from {source.path}: its {name} is {previous.get(name)!r}, this run's "
+                             f"{getattr(config, name)!r}; a run starts only from the same network")
+    theirs = source.split(len(data))
+    if any(not np.array_equal(getattr(theirs, part), getattr(split, part)) for part in ("train", "validation", "test")):
+        raise ValueError(f"--init-from {source.path}: its split of this dataset differs from this run's "
+                         "(another --seed or dataset): its weights have seen this run's validation or test curves")
 
 
 def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict[str, list[float]], best_epoch: int,
@@ -724,6 +765,10 @@ def fit_command(
     width: int | None = typer.Option(
         None, "--width", help="Multiplier of the compact network's filters and dense units (default 1)."
     ),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Start from the best weights of this earlier run (same network, classes and split) "
+        "and train on, e.g. with more data, at 1e-4 for the first half of --epochs and 1e-5 after."
+    ),
 ) -> None:
     """Train the space-group CNN on DATA and write the run to --out."""
     try:
@@ -732,6 +777,7 @@ def fit_command(
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
             class_weighting=class_weighting, dropout=dropout, width=width, outlier_target=outlier_target,
+            init_from=None if init_from is None else str(init_from),
         )
         dataset = read_dataset(data)
     except ValueError as exc:
