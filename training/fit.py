@@ -627,7 +627,9 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
         if config.init_from is not None:
-            model.load_weights(RunDir(config.init_from).checkpoints / "best.weights.h5")
+            with warnings.catch_warnings():  # the earlier run's optimizer state is not wanted: a fresh Adam
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                model.load_weights(RunDir(config.init_from).checkpoints / "best.weights.h5")
         return model
 
 
