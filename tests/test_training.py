@@ -580,6 +580,7 @@ def test_init_from_starts_a_run_from_another_runs_best_weights(tf, simulated, tm
         fit(data, tmp_path / "wide", FitConfig(epochs=1, width=2, init_from=str(first), **base))
     with pytest.raises(ValueError, match="split of this dataset differs"):
         fit(data, tmp_path / "seed", FitConfig(epochs=1, seed=5, init_from=str(first), **base))
+    assert not (tmp_path / "wide").exists() and not (tmp_path / "seed").exists()  # refused before writing
     with pytest.raises(ValueError, match="another run than --out"):
         fit(data, first, FitConfig(epochs=1, init_from=str(first), **base))
     with pytest.raises(FileNotFoundError, match="best.weights.h5"):

@@ -496,12 +496,12 @@ def fit(
 
     run = RunDir(run_dir)
     run_dir = run.path
-    if config.init_from is not None and Path(config.init_from).resolve() == run_dir.resolve():
-        raise ValueError("--init-from must name another run than --out (a new run clears its own checkpoints)")
+    if config.init_from is not None and not resume:  # before anything is written to the new run
+        if Path(config.init_from).resolve() == run_dir.resolve():
+            raise ValueError("--init-from must name another run than --out (a new run clears its own checkpoints)")
+        check_init_from(RunDir(config.init_from), data, config, make_split(data, config))
     run_dir.mkdir(parents=True, exist_ok=True)
     state, split = _start_run(run, data, config, resume)
-    if config.init_from is not None:
-        check_init_from(RunDir(config.init_from), data, config, split)
 
     other = config.none_of_these_output
     if other and outliers is None:
