@@ -35,15 +35,11 @@ HCP_C_OVER_A = 1.633
 
 
 def prototype(kind: str, distance: float):
-    """A one-element diffpy Structure of prototype ``kind`` at nearest-neighbour ``distance`` Å."""
-    from diffpy.structure import Atom, Lattice, Structure
+    """A one-element diffpy Structure of prototype ``kind`` at nearest-neighbour ``distance`` Å
+    (hcp at the ideal c/a)."""
+    from training.structures import PROTOTYPES, element_crystal
 
-    from training.structures import PROTOTYPES
-
-    _, sites, nn, c_over_a = PROTOTYPES[kind]
-    a = distance / nn
-    lattice = Lattice(a, a, a, 90, 90, 90) if c_over_a is None else Lattice(a, a, a * HCP_C_OVER_A, 90, 90, 120)
-    return Structure([Atom("Cu", xyz=xyz) for xyz in sites], lattice=lattice)
+    return element_crystal(kind, distance, c_over_a=None if PROTOTYPES[kind][3] is None else HCP_C_OVER_A)
 
 
 def main(argv: list[str] | None = None) -> int:

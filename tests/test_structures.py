@@ -372,6 +372,21 @@ def test_prototype_distances_cover_the_elements():
         prototype_crystals(1, ["fcc"], distance=(3.0, 2.0))
 
 
+def test_element_crystal_has_its_nearest_neighbour_distance():
+    """The one builder of one-element crystals (prototype tasks and benchmarks/probe_elements.py)."""
+    from training.structures import element_crystal
+
+    for kind, ratio in (("fcc", None), ("diamond", None), ("bcc", None), ("simple-cubic", None), ("hcp", 1.633)):
+        s = element_crystal(kind, 2.5, c_over_a=ratio)
+        xyz = s.xyz_cartn
+        d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+        assert min(d[d > 0].min() if len(s) > 1 else np.inf, s.lattice.a) == pytest.approx(2.5, abs=1e-6)
+    with pytest.raises(ValueError, match="c/a"):
+        element_crystal("fcc", 2.5, c_over_a=1.6)
+    with pytest.raises(ValueError, match="c/a"):
+        element_crystal("hcp", 2.5)
+
+
 def test_unknown_prototype_is_refused():
     from training.structures import prototype_crystals
 

@@ -639,18 +639,27 @@ class PrototypeCrystal:
         return f"proto-{self.seed}-{self.kind}-{self.index}-nn{lo:g}-{hi:g}"
 
     def load(self, symprec: float = SYMPREC) -> StructureRecord:
-        from diffpy.structure import Atom, Lattice, Structure
-
-        group, sites, nn, c_over_a = PROTOTYPES[self.kind]
+        c_over_a = PROTOTYPES[self.kind][3]
         rng = np.random.default_rng([int(self.seed), int(self.index), list(PROTOTYPES).index(self.kind)])
         element = str(rng.choice(list(ELEMENTS)))
-        a = float(rng.uniform(*self.distance)) / nn
-        if c_over_a is None:
-            lattice = Lattice(a, a, a, 90, 90, 90)
-        else:
-            lattice = Lattice(a, a, a * float(rng.uniform(*c_over_a)), 90, 90, 120)
-        structure = Structure([Atom(element, xyz=xyz) for xyz in sites], lattice=lattice)
+        distance = float(rng.uniform(*self.distance))
+        ratio = None if c_over_a is None else float(rng.uniform(*c_over_a))
+        structure = element_crystal(self.kind, distance, element=element, c_over_a=ratio)
         return label(structure, self.structure_id, f"prototype:{self.kind}", symprec)
+
+
+def element_crystal(kind: str, distance: float, *, element: str = "Cu", c_over_a: float | None = None) -> Any:
+    """A diffpy Structure of prototype ``kind`` (:data:`PROTOTYPES`) made of ``element``, with
+    nearest neighbours at ``distance`` Å; ``c_over_a`` is the hexagonal prototypes' c/a (required
+    for them, refused for the cubic ones)."""
+    from diffpy.structure import Atom, Lattice, Structure
+
+    _, sites, nn, ratios = PROTOTYPES[kind]
+    if (ratios is None) != (c_over_a is None):
+        raise ValueError(f"{kind}: c/a is {'not ' if ratios is None else ''}a setting of this prototype")
+    a = distance / nn
+    lattice = Lattice(a, a, a, 90, 90, 90) if c_over_a is None else Lattice(a, a, a * c_over_a, 90, 90, 120)
+    return Structure([Atom(element, xyz=xyz) for xyz in sites], lattice=lattice)
 
 
 def prototype_crystals(n: int, kinds: list[str], seed: int = 0, *,
