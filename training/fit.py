@@ -496,11 +496,8 @@ def fit(
 
     run = RunDir(run_dir)
     run_dir = run.path
-    if config.init_from is not None and not resume:  # before anything is written to the new run
-        if Path(config.init_from).resolve() == run_dir.resolve():
-            raise ValueError("--init-from must name another run than --out (a new run clears its own checkpoints)")
-        check_init_from(RunDir(config.init_from), data, config, make_split(data, config))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.init_from is not None and not resume and Path(config.init_from).resolve() == run_dir.resolve():
+        raise ValueError("--init-from must name another run than --out (a new run clears its own checkpoints)")
     state, split = _start_run(run, data, config, resume)
 
     other = config.none_of_these_output
@@ -554,7 +551,9 @@ def fit(
 def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> tuple[dict[str, Any] | None, Split]:
     """``(state, split)`` of the run: a new split saved to the run directory (and stale
     checkpoints removed), or with ``resume`` the interrupted run's checkpoint state and split,
-    refused when its classes are not ``data``'s. Writes ``config.json`` either way."""
+    refused when its classes are not ``data``'s. Writes ``config.json`` either way. A new run
+    that starts from another's weights (``config.init_from``) is checked against them
+    (:func:`check_init_from`) before anything is written."""
     ckpt = run.checkpoints
     state = None
     if resume:
@@ -567,6 +566,9 @@ def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> t
             raise ValueError(f"{run.path} was trained on classes {previous.get('classes')}, this dataset has {list(data.classes)}")
     else:
         split = make_split(data, config)
+        if config.init_from is not None:
+            check_init_from(RunDir(config.init_from), data, config, split)
+        run.path.mkdir(parents=True, exist_ok=True)
         run.save_split(split, len(data))
         for stale in ("state.json", "last.keras", "best.weights.h5"):
             (ckpt / stale).unlink(missing_ok=True)
