@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         bands = {}
         for lo, hi in BANDS:
             band = [x["top1"] for x in mine if lo <= x["distance"] < hi]
-            bands[f"{lo:g}-{min(hi, 4.4):g}"] = float(np.mean(band))
+            bands[f"{lo:g}-{min(hi, DISTANCES[-1]):g}"] = float(np.mean(band))
         overall = float(np.mean([x["top1"] for x in mine]))
         summary[kind] = {"top1": overall, "bands": bands}
         print(f"  {kind:<8} top-1 {overall:.3f}  " + "  ".join(f"{b} Å: {v:.2f}" for b, v in bands.items()))
