@@ -271,6 +271,10 @@ class ShardResult:
     seconds: float
 
 
+#: Tasks that build a crystal (a failure is "synthetic failed", not an unreadable file).
+SYNTHETIC_TASKS = ("SyntheticCrystal", "MolecularCrystal")
+
+
 def _task_id(task: Any) -> str:
     return str(getattr(task, "structure_id", None) or getattr(task, "material_id", None) or task)
 
@@ -283,7 +287,7 @@ def build_shard(spec: ShardSpec) -> ShardResult:
     xs, ys, manifest, skipped = [], [], [], []
     n_structures = 0
     for task in spec.tasks:
-        failed = "synthetic failed" if type(task).__name__ == "SyntheticCrystal" else "unreadable or no symmetry"
+        failed = "synthetic failed" if type(task).__name__ in SYNTHETIC_TASKS else "unreadable or no symmetry"
         try:
             record = task.load(spec.symprec)
         except StructureError as exc:
@@ -544,7 +548,7 @@ def build_dataset(
     if shard_size < 1:
         raise BuildError(f"--shard-size must be at least 1, got {shard_size}")
     if not tasks:
-        raise BuildError("no structures to build from: give --cif-dir, --cif-table and/or --synthetic N")
+        raise BuildError("no structures to build from: give --cif-dir, --cif-table, --synthetic N, --molecular N and/or --prototypes N")
     out = Path(out)
     groups = tuple(sorted({int(g) for g in space_groups})) if space_groups is not None else None
     plan = _plan(
@@ -734,6 +738,10 @@ def dataset_command(
         0, "--synthetic", help="Number of synthetic crystals (Wyckoff combinations of real materials, random "
         "elements and coordinates), spread over the groups."
     ),
+    molecular: int = typer.Option(
+        0, "--molecular", help="Number of molecular crystals (random organic molecules with H, packed on the general "
+        "position), spread over the groups of --space-groups where organics are common (P-1, P2_1/c, C2/c, Pnma, ...)."
+    ),
     synthetic_placement: str = typer.Option(
         "wyckoff", "--synthetic-placement", help="How synthetic crystals get their atoms: 'wyckoff' (vectorised, "
         "~30 ms per crystal) or 'pyxtal' (PyXtal's from_random, ~1 s; the datasets before 2026-12-02)."
@@ -787,11 +795,11 @@ def dataset_command(
     console = Console(stderr=True)
     groups = parse_space_groups(space_groups)
     distance = parse_distance_range(prototype_distance)
-    if synthetic and groups is None:
-        raise typer.BadParameter("--synthetic needs a list of --space-groups, not 'all'")
+    if (synthetic or molecular) and groups is None:
+        raise typer.BadParameter("--synthetic and --molecular need a list of --space-groups, not 'all'")
     try:
         tasks = _gather_tasks(
-            console, cif_dir=cif_dir, cif_table=cif_table, synthetic=synthetic, groups=groups, seed=seed,
+            console, cif_dir=cif_dir, cif_table=cif_table, synthetic=synthetic, molecular=molecular, groups=groups, seed=seed,
             synthetic_max_atoms=synthetic_max_atoms, synthetic_placement=synthetic_placement, prototypes=prototypes,
             prototype_distance=distance, max_structures=max_structures,
         )
@@ -807,12 +815,12 @@ def dataset_command(
     _print_summary(console, summary)
 
 
-def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path], synthetic: int,
+def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path], synthetic: int, molecular: int,
                   groups: Optional[tuple[int, ...]], seed: int, synthetic_max_atoms: int,
                   synthetic_placement: str, prototypes: int, prototype_distance: tuple[float, float],
                   max_structures: int) -> list[Any]:
     """The structure tasks of ``sgmine-train dataset``, in this order: the CIF folder, each CIF
-    table (ids already taken skipped), synthetic crystals, prototypes; then a random sample of
+    table (ids already taken skipped), synthetic crystals, molecular crystals, prototypes; then a random sample of
     ``max_structures`` of them (from ``seed``) when that is fewer."""
     from training import structures
 
@@ -829,6 +837,8 @@ def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path
     if synthetic:
         tasks += structures.synthetic_crystals(synthetic, list(groups), seed, synthetic_max_atoms,
                                                placement=synthetic_placement)
+    if molecular:
+        tasks += structures.molecular_crystals(molecular, list(groups), seed)
     if prototypes:
         kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
         tasks += structures.prototype_crystals(prototypes, kinds, seed, distance=prototype_distance)

@@ -7,10 +7,13 @@ Three sources, all yielding :class:`StructureRecord` objects:
   ``space_group``, ``cif`` (``.csv`` or ``.csv.gz``): :func:`cif_table`;
 - synthetic crystals on Wyckoff positions of real materials: :func:`synthetic_crystals`;
 - one-element crystals of the common element structure types (fcc, hcp, diamond; bcc and
-  simple cubic for out-of-class checks): :func:`prototype_crystals`.
+  simple cubic for out-of-class checks): :func:`prototype_crystals`;
+- molecular crystals of random organic molecules on general positions (:mod:`training.molecules`):
+  :func:`molecular_crystals`.
 
 Every source describes its structures with small, picklable *tasks* (:class:`CifFile`,
-:class:`CifText`, :class:`SyntheticCrystal`); calling ``task.load()`` reads or builds the
+:class:`CifText`, :class:`SyntheticCrystal`, :class:`PrototypeCrystal`,
+:class:`MolecularCrystal`); calling ``task.load()`` reads or builds the
 structure and labels it. Loading happens in the worker processes of a dataset build, so a
 task carries only what it needs (a path, a CIF string, a seed).
 
@@ -593,6 +596,66 @@ def synthetic_crystals(
         SyntheticCrystal(i, int(space_groups[i % len(space_groups)]), seed, max_atoms, placement=placement)
         for i in range(n)
     ]
+
+
+# --------------------------------------------------------------------------- molecular crystals
+
+#: Tries per molecular crystal (each a new molecule and packing) before it counts as failed.
+MOLECULAR_TRIES = 5
+
+
+@dataclass(frozen=True)
+class MolecularCrystal:
+    """A task: molecular crystal number ``index`` in ``space_group``: a random organic molecule
+    on the group's general position, packed to van der Waals contact (:mod:`training.molecules`)."""
+
+    index: int
+    space_group: int
+    seed: int = 0
+
+    @property
+    def structure_id(self) -> str:
+        return f"mol-{self.seed}-{self.space_group}-{self.index}"
+
+    def load(self, symprec: float = SYMPREC) -> StructureRecord:
+        from diffpy.structure import Atom, Lattice, Structure
+
+        from training.molecules import pack_molecule, random_molecule
+
+        reasons: list[str] = []
+        for attempt in range(MOLECULAR_TRIES):
+            rng = np.random.default_rng([int(self.seed), int(self.index), int(self.space_group), attempt, 7])
+            elements, xyz = random_molecule(rng)
+            packed = pack_molecule(self.space_group, elements, xyz, rng)
+            if packed is None:
+                reasons.append("the molecules touch in every starting cell")
+                continue
+            cell, positions = packed
+            copies = len(positions) // len(elements)
+            structure = Structure([Atom(e, xyz=p) for e, p in zip(elements * copies, positions)], lattice=Lattice(*cell))
+            record = label(structure, self.structure_id, "synthetic:molecular", symprec)
+            if record.space_group == self.space_group:
+                return record
+            reasons.append(f"spglib found {record.space_group}")
+        raise StructureError(
+            f"{self.structure_id}: no molecular crystal in space group {self.space_group} after "
+            f"{MOLECULAR_TRIES} tries ({'; '.join(sorted(set(reasons)))[:300]})"
+        )
+
+
+def molecular_crystals(n: int, space_groups: list[int], seed: int = 0) -> list[MolecularCrystal]:
+    """Tasks for ``n`` molecular crystals, spread evenly over those of ``space_groups`` that are
+    common for organics (:data:`training.molecules.MOLECULAR_GROUPS`; round robin)."""
+    from training.molecules import MOLECULAR_GROUPS
+
+    if n < 0:
+        raise ValueError(f"number of molecular crystals must be >= 0, got {n}")
+    groups = [g for g in MOLECULAR_GROUPS if g in {int(sg) for sg in space_groups}]
+    if n and not groups:
+        raise ValueError(
+            f"molecular crystals are made in {', '.join(map(str, MOLECULAR_GROUPS))}; none of these is among the space groups"
+        )
+    return [MolecularCrystal(i, groups[i % len(groups)], seed) for i in range(n)]
 
 
 # --------------------------------------------------------------------------- element prototypes
