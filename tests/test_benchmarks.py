@@ -119,3 +119,21 @@ def test_probe_elements_sweeps_each_prototype_of_the_models_classes(tmp_path):
     assert len(report["rows"]) == 3 * len(probe_elements.DISTANCES) * 4
     ni = [r for r in report["rows"] if r["kind"] == "fcc" and r["distance"] == 2.5]
     assert all(r["top1"] for r in ni)
+
+
+def test_eval_measured_scores_a_held_out_dataset(tmp_path):
+    """--held-out scores every in-class row of another dataset: here Ni and Si simulated from the
+    shipped CIFs, which the shipped model gets right."""
+    pytest.importorskip("diffpy.structure")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import eval_measured
+
+    from sgmine.scan import load_model
+    from training import structures
+    from training.dataset import build_dataset
+
+    build_dataset(structures.cif_directory(ROOT / "examples" / "data"), tmp_path / "ds", augment=1, workers=1,
+                  progress=False)
+    figures = eval_measured.score_held_out(load_model(None), tmp_path / "ds")
+    assert figures["n"] == 2 and figures["top1"] == 1.0 and figures["top2"] == 1.0
+    assert figures["recall"] == {225: 1.0, 227: 1.0} and figures["flagged"] == 0.0
