@@ -2,7 +2,7 @@
 
 The real-structure check (``benchmarks/eval_real.py``) showed that the models had hardly seen a
 molecular crystal: the structure tables are inorganic, and PyXtal's organic CIFs in P2_1/c and
-C2/c were called P-1 in 37 of 44 PDFs. A measured PDF of a pharmaceutical or another organic
+C2/c were called P-1 in 33 of 44 PDFs by `2026.12-8sg-2.6`. A measured PDF of a pharmaceutical or another organic
 solid is a common input, so the training data need molecular crystals of the groups organics
 crystallise in. This module makes them without any real molecule or crystal:
 
@@ -17,8 +17,9 @@ crystallise in. This module makes them without any real molecule or crystal:
    :mod:`training.wyckoff`) make its Z copies in a loose cell of the group's lattice type
    (:func:`training.wyckoff.random_cell`). The cell is then shrunk one axis at a time, each as
    far as it goes before two molecules come closer than their van der Waals contact
-   (:func:`contact_distances`), in two rounds. That leaves organic-like densities (about
-   18–24 Å³ per non-hydrogen atom).
+   (:func:`contact_distances`), in :data:`SHRINK_ROUNDS` rounds with a small random turn and
+   move of the molecule between them. That leaves 19–45 Å³ per non-hydrogen atom, median about
+   25 (real organic crystals: 16–20; a random orientation packs less tightly than a real one).
 
 The caller labels the result with spglib and rejects a crystal whose group came out different:
 :class:`training.structures.MolecularCrystal` does that, and ``sgmine-train dataset --molecular
