@@ -265,3 +265,35 @@ def test_a_synthetic_crystal_that_raises_is_recorded_as_synthetic_failed(tmp_pat
     assert summary.skipped == {"synthetic failed": 1}
     assert "ValueError: no cubic cell found" in (tmp_path / "ds" / "skipped.csv").read_text()
     assert sum(summary.counts.values()) == 2
+
+
+def test_scaled_structure_stretches_every_distance():
+    ni = structures.cif_directory(DATA)[0].load().structure
+    bigger = dataset.scaled_structure(ni, 1.25)
+    assert bigger.lattice.a == pytest.approx(ni.lattice.a * 1.25)
+    assert bigger.distance(0, 1) == pytest.approx(ni.distance(0, 1) * 1.25)
+    assert ni.lattice.a == pytest.approx(3.52, abs=0.01)  # the original is untouched
+
+
+def test_scale_stretches_each_structure_and_the_manifest_says_by_how_much(tmp_path):
+    """--scale 0.7,1.4: every curve's first peak sits at the structure's nearest-neighbour
+    distance times the stretch the manifest records (Ni 2.49 Å, Si 2.35 Å), and that stretch
+    is within the range (times the ±3 % strain)."""
+    from training.datafiles import read_dataset
+
+    tasks = structures.cif_directory(DATA)
+    build_dataset(tasks, tmp_path / "ds", augment=3, seed=5, workers=1, progress=False, scale=(0.7, 1.4))
+    data = read_dataset(tmp_path / "ds")
+    r = Grid().r
+    step = r[1] - r[0]
+    nearest = {"Ni": 2.49, "Si": 2.35}
+    stretches = []
+    for row, m in zip(data.x, data.manifest):
+        stretch = 1.0 + float(m["strain"])
+        stretches.append(stretch)
+        assert 0.7 * 0.97 - 1e-6 <= stretch <= 1.4 * 1.03 + 1e-6
+        first = r[int(np.argmax(row[: int((nearest[m["formula"]] * stretch + 0.6 - r[0]) / step)]))]
+        assert first == pytest.approx(nearest[m["formula"]] * stretch, abs=0.2)
+    assert max(stretches) - min(stretches) > 0.1  # the structures were really stretched differently
+    with pytest.raises(dataset.BuildError, match="--scale"):
+        build_dataset(tasks, tmp_path / "bad", augment=1, workers=1, progress=False, scale=(0.3, 1.4))

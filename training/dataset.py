@@ -256,6 +256,7 @@ class ShardSpec:
     augmentation: Augmentation = field(default_factory=Augmentation)
     grid: Grid = field(default_factory=Grid)
     variants: int = 0
+    scale: Optional[tuple[float, float]] = None
 
 
 @dataclass
@@ -305,6 +306,10 @@ def build_shard(spec: ShardSpec) -> ShardResult:
         rng = structure_rng(spec.seed, record.structure_id)
         crystals = [record.structure] + structure_variants(record, spec.variants, rng, spec.symprec, skipped)
         for number, crystal in enumerate(crystals):
+            factor = 1.0
+            if spec.scale is not None:
+                factor = _log_uniform(rng, *spec.scale)
+                crystal = scaled_structure(crystal, factor)
             variants = sample_variants(rng, spec.augment, spec.augmentation)
             try:
                 rows, errors = simulate_variants(crystal, variants, rng, spec.grid)
@@ -327,11 +332,24 @@ def build_shard(spec: ShardSpec) -> ShardResult:
                         "variant": number,
                         "split_group": split_group(record.formula, record.space_group),
                         **{k: _fmt(getattr(variant, k)) for k in MANIFEST_PARAMS},
+                        # the whole isotropic stretch of the distances: --scale's factor and the strain
+                        "strain": _fmt((1.0 + variant.strain) * factor - 1.0),
                     }
                 )
     x = np.array(xs, dtype=np.float32).reshape(len(xs), int(spec.grid.npoints))
     y = np.array(ys, dtype=np.int32)
     return ShardResult(spec.index, x, y, manifest, skipped, n_structures, time.perf_counter() - start)
+
+
+def scaled_structure(structure: Any, factor: float) -> Any:
+    """A copy of a diffpy ``structure`` with every cell length times ``factor`` (the same
+    fractional coordinates and angles, so every distance is ``factor`` times longer)."""
+    from diffpy.structure import Structure
+
+    copy = Structure(structure)
+    lat = copy.lattice
+    copy.lattice.setLatPar(lat.a * factor, lat.b * factor, lat.c * factor, lat.alpha, lat.beta, lat.gamma)
+    return copy
 
 
 def structure_variants(record: Any, count: int, rng: np.random.Generator, symprec: float,
@@ -523,6 +541,7 @@ def build_dataset(
     augmentation: Augmentation = Augmentation(),
     grid: Grid = Grid(),
     variants: int = 0,
+    scale: Optional[tuple[float, float]] = None,
     fresh: bool = False,
     command: str = "",
     description: str | None = None,
@@ -535,7 +554,9 @@ def build_dataset(
     ``workers`` local processes, or on the Dask scheduler ``scheduler`` (an address or a
     ``distributed.Client``), in shards written to ``out/work`` and reused on a rerun.
     ``variants`` symmetry-preserving variants of each structure (:mod:`training.variants`) get
-    ``augment`` PDFs each too; they share the structure's split group.
+    ``augment`` PDFs each too; they share the structure's split group. ``scale`` ``(low, high)``
+    stretches every structure and variant by a factor drawn log-uniformly from that range before
+    it is simulated (the manifest's ``strain`` holds the whole stretch).
 
     The steps: the plan (what decides the shards) checked against ``out/work``, the shards not
     there yet built (:func:`_build_shards`), all shards joined (:func:`_join_shards`), the
@@ -547,18 +568,20 @@ def build_dataset(
         raise BuildError(f"--augment must be at least 1, got {augment}")
     if shard_size < 1:
         raise BuildError(f"--shard-size must be at least 1, got {shard_size}")
+    if scale is not None and not 0.5 <= scale[0] <= scale[1] <= 2.0:
+        raise BuildError(f"--scale must satisfy 0.5 <= low <= high <= 2, got {scale[0]:g}, {scale[1]:g}")
     if not tasks:
         raise BuildError("no structures to build from: give --cif-dir, --cif-table, --synthetic N, --molecular N and/or --prototypes N")
     out = Path(out)
     groups = tuple(sorted({int(g) for g in space_groups})) if space_groups is not None else None
     plan = _plan(
         _unique_ids(tasks), augment=augment, seed=seed, groups=groups, shard_size=shard_size, symprec=symprec,
-        max_atoms=max_atoms, augmentation=augmentation, grid=grid, command=command, variants=variants,
+        max_atoms=max_atoms, augmentation=augmentation, grid=grid, command=command, variants=variants, scale=scale,
     )
     work = _prepare_work(out, plan, fresh)
     specs = [
         ShardSpec(i, tasks[start : start + shard_size], augment, seed, groups, symprec, max_atoms, augmentation, grid,
-                  variants)
+                  variants, scale)
         for i, start in enumerate(range(0, len(tasks), shard_size))
     ]
     todo = [s for s in specs if not shard_path(work, s.index).exists()]
@@ -574,7 +597,7 @@ def build_dataset(
     _write_skipped(out, skipped)
     classes, counts = np.unique(y, return_counts=True)
     info = _dataset_info(
-        grid=grid, seed=seed, command=command, augment=augment, variants=variants, augmentation=augmentation,
+        grid=grid, seed=seed, command=command, augment=augment, variants=variants, scale=scale, augmentation=augmentation,
         symprec=symprec, n_structures=n_structures, manifest=manifest, skipped=skipped, classes=classes,
         n_rows=len(y), description=description,
     )
@@ -604,7 +627,7 @@ def _unique_ids(tasks: list[Any]) -> list[str]:
 
 def _plan(ids: list[str], *, augment: int, seed: int, groups: Optional[tuple[int, ...]], shard_size: int,
           symprec: float, max_atoms: int, augmentation: Augmentation, grid: Grid, command: str,
-          variants: int) -> dict[str, Any]:
+          variants: int, scale: Optional[tuple[float, float]] = None) -> dict[str, Any]:
     """What the shards are built from (``work/plan.json``; all but ``command`` decide their
     contents, see :func:`_plan_fingerprint`)."""
     return {
@@ -620,6 +643,7 @@ def _plan(ids: list[str], *, augment: int, seed: int, groups: Optional[tuple[int
         "grid": grid.as_dict(),
         "command": command,
         **({"variants": variants} if variants else {}),
+        **({"scale": list(scale)} if scale else {}),
     }
 
 
@@ -659,7 +683,8 @@ def _join_shards(work: Path, specs: list[ShardSpec], grid: Grid):
     return x, y, manifest, skipped, sum(r.n_structures for r in results)
 
 
-def _dataset_info(*, grid: Grid, seed: int, command: str, augment: int, variants: int, augmentation: Augmentation,
+def _dataset_info(*, grid: Grid, seed: int, command: str, augment: int, variants: int,
+                  scale: Optional[tuple[float, float]], augmentation: Augmentation,
                   symprec: float, n_structures: int, manifest: list[dict[str, Any]],
                   skipped: list[tuple[str, str, str]], classes: np.ndarray, n_rows: int,
                   description: str | None) -> dict[str, Any]:
@@ -671,6 +696,7 @@ def _dataset_info(*, grid: Grid, seed: int, command: str, augment: int, variants
         "command": command,
         "augment": augment,
         "variants": variants,
+        **({"scale": list(scale)} if scale else {}),
         "augmentation": asdict(augmentation),
         "symprec": symprec,
         "n_structures": n_structures,
@@ -717,14 +743,24 @@ def parse_space_groups(text: str) -> Optional[tuple[int, ...]]:
     return groups
 
 
-def parse_distance_range(text: str) -> tuple[float, float]:
-    """``"1.5,4.4"`` -> ``(1.5, 4.4)``: two distances in Å (their range is checked by
-    :func:`training.structures.prototype_crystals`)."""
+def _low_high(text: str, *, what: str, example: str) -> tuple[float, float]:
+    """``"1.5,4.4"`` -> ``(1.5, 4.4)``; a clear error naming ``what`` and an ``example`` otherwise."""
     try:
         lo, hi = (float(t) for t in text.replace(" ", "").split(","))
     except ValueError:
-        raise typer.BadParameter(f"expected two distances in Å as LOW,HIGH (e.g. 1.5,4.4), got {text!r}") from None
+        raise typer.BadParameter(f"expected two {what} as LOW,HIGH (e.g. {example}), got {text!r}") from None
     return lo, hi
+
+
+def parse_distance_range(text: str) -> tuple[float, float]:
+    """``"1.5,4.4"`` -> ``(1.5, 4.4)``: two distances in Å (their range is checked by
+    :func:`training.structures.prototype_crystals`)."""
+    return _low_high(text, what="distances in Å", example="1.5,4.4")
+
+
+def parse_scale_range(text: str) -> tuple[float, float]:
+    """``"0.7,1.4"`` -> ``(0.7, 1.4)``: two stretch factors (checked by :func:`build_dataset`)."""
+    return _low_high(text, what="stretch factors", example="0.7,1.4")
 
 
 def dataset_command(
@@ -771,6 +807,10 @@ def dataset_command(
         0, "--variants", help="Symmetry-preserving variants per structure (random symmetric strain and atomic moves), "
         "each simulated --augment times."
     ),
+    scale: Optional[str] = typer.Option(
+        None, "--scale", help="Stretch every structure by a factor drawn log-uniformly from LOW,HIGH (e.g. 0.7,1.4) "
+        "before simulating it, so that each structure type is seen at other sizes (a symmetry does not depend on size)."
+    ),
     realism: bool = typer.Option(
         False, "--realism", help="Measured-like augmentation on top of the reference ranges: Qmin ripple, coarse data grids, "
         "residual baselines, element substitution (Augmentation.measured)."
@@ -806,6 +846,7 @@ def dataset_command(
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
             shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants,
+            scale=parse_scale_range(scale) if scale else None,
             augmentation=Augmentation.measured() if realism else Augmentation(),
             command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description,
         )
