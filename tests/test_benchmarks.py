@@ -137,3 +137,27 @@ def test_eval_measured_scores_a_held_out_dataset(tmp_path):
     figures = eval_measured.score_held_out(load_model(None), tmp_path / "ds")
     assert figures["n"] == 2 and figures["top1"] == 1.0 and figures["top2"] == 1.0
     assert figures["recall"] == {225: 1.0, 227: 1.0} and figures["flagged"] == 0.0
+
+
+def test_probe_compounds_builds_each_compound_in_its_group_and_scores_them(tmp_path):
+    """Every textbook compound comes out of pymatgen in the group its symbol names (spglib), with
+    no two atoms closer than 1.4 Å; the probe scores each at six settings, and the shipped model
+    gets rock salt, Ni and Si right at all of them."""
+    pytest.importorskip("diffpy.structure")
+    pytest.importorskip("pymatgen")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import numpy as np
+    import probe_compounds
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    for name, (symbol, *_rest) in probe_compounds.COMPOUNDS.items():
+        structure, group = probe_compounds.compound(name)
+        assert group == SpaceGroup(symbol).int_number, name
+        xyz = structure.xyz_cartn
+        d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+        assert d[d > 0].min() > 1.4, name
+    out = tmp_path / "compounds.json"
+    assert probe_compounds.main(["--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["rows"]) == len(probe_compounds.COMPOUNDS) * len(probe_compounds.PROBE_SETTINGS)
+    assert all(report["per_compound"][n] == 1.0 for n in ("NaCl", "Ni", "Si"))
