@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from sgmine.scan import load_model, predict
     from sgmine.simulate import PDFParams, pair_table, pdf
-    from training.structures import PROTOTYPES
+    from training.structures import ELEMENT_PROTOTYPES, PROTOTYPES
 
     model = load_model(args.model)
     classes = set(model.info.classes)
-    kinds = [k for k, spec in PROTOTYPES.items() if spec[0] in classes]
+    kinds = [k for k in ELEMENT_PROTOTYPES if PROTOTYPES[k][0] in classes]
     r = np.arange(0.5, model.grid.rmax + 1.0, 0.01)
     rows = []
     for kind in kinds:

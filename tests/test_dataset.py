@@ -297,3 +297,16 @@ def test_scale_stretches_each_structure_and_the_manifest_says_by_how_much(tmp_pa
     assert max(stretches) - min(stretches) > 0.1  # the structures were really stretched differently
     with pytest.raises(dataset.BuildError, match="--scale"):
         build_dataset(tasks, tmp_path / "bad", augment=1, workers=1, progress=False, scale=(0.3, 1.4))
+
+
+def test_prototype_kinds_default_to_the_element_prototypes_and_are_checked():
+    """Without --prototype-kinds a dataset gets the five element prototypes it always got (so
+    the documented commands rebuild the same data); the layer prototypes only when named."""
+    import typer
+
+    from training.structures import ELEMENT_PROTOTYPES
+
+    assert dataset.parse_prototype_kinds(None) == ELEMENT_PROTOTYPES
+    assert dataset.parse_prototype_kinds("graphite, lonsdaleite") == ("graphite", "lonsdaleite")
+    with pytest.raises(typer.BadParameter, match="unknown prototype"):
+        dataset.parse_prototype_kinds("graphite,bct")

@@ -340,7 +340,8 @@ def test_materials_project_table_labels_mostly_agree_with_the_table():
     assert agree >= 27  # the table used symprec 0.1, we use 0.01
 
 
-@pytest.mark.parametrize("kind, group", [("fcc", 225), ("hcp", 194), ("diamond", 227), ("bcc", 229), ("simple-cubic", 221)])
+@pytest.mark.parametrize("kind, group", [("fcc", 225), ("hcp", 194), ("diamond", 227), ("bcc", 229), ("simple-cubic", 221),
+                                         ("graphite", 194), ("lonsdaleite", 194)])
 def test_element_prototypes_have_their_space_group(kind, group):
     from training.structures import prototype_crystals
 
@@ -392,3 +393,24 @@ def test_unknown_prototype_is_refused():
 
     with pytest.raises(ValueError, match="unknown prototype"):
         prototype_crystals(1, ["bct"])
+
+
+@pytest.mark.parametrize("kind, ratio, second", [("graphite", 2.72, 2.46), ("lonsdaleite", 1.633, 2.51)])
+def test_layer_prototypes_have_graphite_and_lonsdaleite_geometry(kind, ratio, second):
+    """Graphite 2H at C-C 1.42 A: three neighbours at 1.42, the next at a = 2.46, layers c/2 =
+    3.35 A apart; lonsdaleite at 1.54 A: four neighbours, the next at 2.51 A (pymatgen's
+    neighbour list, periodic images included)."""
+    from pymatgen.core import Lattice, Structure
+
+    from training.structures import ELEMENT_PROTOTYPES, LAYER_PROTOTYPES, element_crystal
+
+    bond = 1.42 if kind == "graphite" else 1.54
+    s = element_crystal(kind, bond, element="C", c_over_a=ratio)
+    pmg = Structure(Lattice(s.lattice.base), ["C"] * len(s), [a.xyz for a in s])
+    for site in pmg:
+        d = np.sort([n.nn_distance for n in pmg.get_neighbors(site, 2.7)])
+        n_bonds = 3 if kind == "graphite" else 4
+        assert np.allclose(d[:n_bonds], bond, atol=0.01) and d[n_bonds] == pytest.approx(second, abs=0.02)
+    if kind == "graphite":
+        assert s.lattice.c / 2 == pytest.approx(3.345, abs=0.01)
+    assert kind in LAYER_PROTOTYPES and kind not in ELEMENT_PROTOTYPES

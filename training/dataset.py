@@ -758,6 +758,20 @@ def parse_distance_range(text: str) -> tuple[float, float]:
     return _low_high(text, what="distances in Å", example="1.5,4.4")
 
 
+def parse_prototype_kinds(text: Optional[str]) -> tuple[str, ...]:
+    """``"graphite,lonsdaleite"`` -> the kinds, checked against :data:`training.structures.PROTOTYPES`;
+    ``None`` -> :data:`training.structures.ELEMENT_PROTOTYPES`."""
+    from training.structures import ELEMENT_PROTOTYPES, PROTOTYPES
+
+    if text is None:
+        return ELEMENT_PROTOTYPES
+    kinds = tuple(k for k in text.replace(" ", "").split(",") if k)
+    unknown = [k for k in kinds if k not in PROTOTYPES]
+    if unknown or not kinds:
+        raise typer.BadParameter(f"unknown prototype(s) {unknown or text!r}; known: {', '.join(PROTOTYPES)}")
+    return kinds
+
+
 def parse_scale_range(text: str) -> tuple[float, float]:
     """``"0.7,1.4"`` -> ``(0.7, 1.4)``: two stretch factors (checked by :func:`build_dataset`)."""
     return _low_high(text, what="stretch factors", example="0.7,1.4")
@@ -795,6 +809,11 @@ def dataset_command(
     max_atoms: int = typer.Option(400, "--max-atoms", help="Skip structures with more atoms than this in the cell."),
     prototypes: int = typer.Option(
         0, "--prototypes", help="One-element crystals per element structure type (fcc, hcp, diamond, bcc, simple-cubic) in --space-groups."
+    ),
+    prototype_kinds: Optional[str] = typer.Option(
+        None, "--prototype-kinds", help="Comma-separated prototypes for --prototypes (default: fcc,hcp,diamond,bcc,"
+        "simple-cubic; also graphite, lonsdaleite: layers and hexagonal networks of short bonds, with "
+        "--prototype-distance about 1.35,1.65); those outside --space-groups are left out."
     ),
     prototype_distance: str = typer.Option(
         "1.5,4.4", "--prototype-distance", help="Range of the prototypes' nearest-neighbour distances, Å, as LOW,HIGH "
@@ -841,7 +860,8 @@ def dataset_command(
         tasks = _gather_tasks(
             console, cif_dir=cif_dir, cif_table=cif_table, synthetic=synthetic, molecular=molecular, groups=groups, seed=seed,
             synthetic_max_atoms=synthetic_max_atoms, synthetic_placement=synthetic_placement, prototypes=prototypes,
-            prototype_distance=distance, max_structures=max_structures,
+            prototype_kinds=parse_prototype_kinds(prototype_kinds), prototype_distance=distance,
+            max_structures=max_structures,
         )
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
@@ -858,7 +878,8 @@ def dataset_command(
 
 def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path], synthetic: int, molecular: int,
                   groups: Optional[tuple[int, ...]], seed: int, synthetic_max_atoms: int,
-                  synthetic_placement: str, prototypes: int, prototype_distance: tuple[float, float],
+                  synthetic_placement: str, prototypes: int, prototype_kinds: tuple[str, ...],
+                  prototype_distance: tuple[float, float],
                   max_structures: int) -> list[Any]:
     """The structure tasks of ``sgmine-train dataset``, in this order: the CIF folder, each CIF
     table (ids already taken skipped), synthetic crystals, molecular crystals, prototypes; then a random sample of
@@ -881,7 +902,7 @@ def _gather_tasks(console: Any, *, cif_dir: Optional[Path], cif_table: list[Path
     if molecular:
         tasks += structures.molecular_crystals(molecular, list(groups), seed)
     if prototypes:
-        kinds = [k for k, spec in structures.PROTOTYPES.items() if groups is None or spec[0] in groups]
+        kinds = [k for k in prototype_kinds if groups is None or structures.PROTOTYPES[k][0] in groups]
         tasks += structures.prototype_crystals(prototypes, kinds, seed, distance=prototype_distance)
     if 0 < max_structures < len(tasks):
         keep = np.sort(np.random.default_rng(seed).choice(len(tasks), max_structures, replace=False))

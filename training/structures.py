@@ -674,7 +674,19 @@ PROTOTYPES: dict[str, tuple[int, tuple[tuple[float, float, float], ...], float, 
     ), math.sqrt(3) / 4, None),
     "bcc": (229, ((0, 0, 0), (0.5, 0.5, 0.5)), math.sqrt(3) / 2, None),
     "simple-cubic": (221, ((0, 0, 0),), 1.0, None),
+    # layered and hexagonal sp2/sp3 networks (graphite 2H, h-BN's geometry; lonsdaleite), whose
+    # bonds are 1.4-1.6 A: made only when asked for (LAYER_PROTOTYPES)
+    "graphite": (194, ((0, 0, 0.25), (0, 0, 0.75), (1 / 3, 2 / 3, 0.25), (2 / 3, 1 / 3, 0.75)),
+                 1 / math.sqrt(3), (2.55, 2.90)),
+    "lonsdaleite": (194, ((1 / 3, 2 / 3, 1 / 16), (2 / 3, 1 / 3, 9 / 16), (2 / 3, 1 / 3, 15 / 16), (1 / 3, 2 / 3, 7 / 16)),
+                    math.sqrt(3 / 8), (1.60, 1.68)),
 }
+#: The prototypes ``sgmine-train dataset --prototypes`` makes unless ``--prototype-kinds`` says
+#: otherwise (every dataset before 2026-12-02 was built with these).
+ELEMENT_PROTOTYPES = ("fcc", "hcp", "diamond", "bcc", "simple-cubic")
+#: The layered and hexagonal networks of short bonds (``--prototype-kinds graphite,lonsdaleite``
+#: with ``--prototype-distance`` about 1.35,1.65).
+LAYER_PROTOTYPES = ("graphite", "lonsdaleite")
 #: Nearest-neighbour distances drawn for the prototypes, Å: from C–C 1.54 (diamond) to Sr–Sr 4.3
 #: (fcc), so that fcc Pb (3.50), Ce, Th, Yb and Ca (3.95) are covered. The runtime refuses a
 #: first peak beyond 4.5 Å as not a G(r) (``sgmine.plausibility``), so larger ones are not drawn.
