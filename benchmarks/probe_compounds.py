@@ -16,7 +16,6 @@ Prints per compound the settings it is missed at, with the answer and its probab
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eval_real import SETTINGS  # noqa: E402
+from probe_elements import write_report  # noqa: E402
 
 #: name: (Hermann–Mauguin symbol, (a, b, c, alpha, beta, gamma), species, fractional coordinates).
 #: Fd-3m in pymatgen's default setting (origin choice 1: diamond Si on 8a at 0, 0, 0).
@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     right = sum(v == 1.0 for v in per_compound.values())
     print(f"all: top-1 {overall:.3f} of {len(rows)} PDFs; right at every setting: {right} of {len(per_compound)} compounds")
     if args.json:
-        report = {"model": str(model.path), "model_version": model.info.model_version, "top1": overall,
-                  "per_compound": per_compound, "rows": rows}
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_report(args.json, model, overall, rows, per_compound=per_compound)
     return 0
 
 

@@ -90,11 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     overall = float(np.mean([x["top1"] for x in rows]))
     print(f"all prototypes: top-1 {overall:.3f} of {len(rows)} PDFs")
     if args.json:
-        report = {"model": str(model.path), "model_version": model.info.model_version, "top1": overall,
-                  "prototypes": summary, "rows": rows}
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_report(args.json, model, overall, rows, prototypes=summary)
     return 0
+
+
+def write_report(path: Path, model, top1: float, rows: list[dict], **summaries) -> None:
+    """Write a probe's figures to ``path`` as JSON: the model and its version, the overall top-1,
+    the ``summaries`` (by prototype, by compound) and every scored row."""
+    report = {"model": str(model.path), "model_version": model.info.model_version, "top1": top1,
+              **summaries, "rows": rows}
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
