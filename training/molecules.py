@@ -296,8 +296,7 @@ def _clashes(copies: np.ndarray, lattice: np.ndarray, limit: np.ndarray) -> bool
     a crystal is symmetry-equivalent to one of copy 0)."""
     centres = copies.mean(axis=1)  # (Z, 3)
     reach_distance = 2 * np.linalg.norm(copies[0] - centres[0], axis=1).max() + limit.max()
-    heights = abs(np.linalg.det(lattice)) / np.linalg.norm(np.cross(lattice[[1, 2, 0]], lattice[[2, 0, 1]]), axis=1)
-    reach = np.ceil(reach_distance / heights).astype(int) + 1
+    reach = np.ceil(reach_distance / _layer_heights(lattice)).astype(int) + 1
     shifts = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in reach], indexing="ij"), -1).reshape(-1, 3)
     translations = shifts @ lattice  # (S, 3)
     gaps = np.linalg.norm(centres[None, :, :] + translations[:, None, :] - centres[0], axis=-1)  # (S, Z)
@@ -309,6 +308,12 @@ def _clashes(copies: np.ndarray, lattice: np.ndarray, limit: np.ndarray) -> bool
     others = copies[copy_index] + translations[shift_index][:, None, :]  # (K, n, 3)
     d = np.linalg.norm(copies[0][None, :, None, :] - others[:, None, :, :], axis=-1)  # (K, n, n)
     return bool(np.any(d < limit))
+
+
+def _layer_heights(lattice: np.ndarray) -> np.ndarray:
+    """The cell's thickness (Å) across each pair of faces: volume over the area of the face
+    spanned by the other two lattice vectors (rows of ``lattice``)."""
+    return abs(np.linalg.det(lattice)) / np.linalg.norm(np.cross(lattice[[1, 2, 0]], lattice[[2, 0, 1]]), axis=1)
 
 
 def _lattice(cell: np.ndarray) -> np.ndarray:
@@ -354,16 +359,19 @@ def pack_molecule(space_group: int, elements: list[str], xyz: np.ndarray, rng: n
     lattice_type, operations, _, _ = wyckoff_operations(space_group)
     ops = operations[0]
     limit = contact_distances(elements)
+
+    def touching(cell: np.ndarray, centre: np.ndarray, shape: np.ndarray) -> bool:
+        lattice = _lattice(cell)
+        return _clashes(_cartesian_copies(ops, centre, shape, lattice), lattice, limit)
+
     rotation = random_rotation(rng)
     volume = START_VOLUME_PER_ATOM * len(elements) * len(ops)
     cell = np.array(random_cell(lattice_type, volume, rng), dtype=float)
     # every layer of the loose cell thicker than the molecule, so no translation touches it
-    lattice = _lattice(cell)
-    heights = abs(np.linalg.det(lattice)) / np.linalg.norm(np.cross(lattice[[1, 2, 0]], lattice[[2, 0, 1]]), axis=1)
-    cell[:3] *= max(1.0, (np.ptp(xyz, axis=0).max() + START_MARGIN) / heights.min())
+    cell[:3] *= max(1.0, (np.ptp(xyz, axis=0).max() + START_MARGIN) / _layer_heights(_lattice(cell)).min())
     for _ in range(START_GROWTHS):
         centre = _spread_centre(ops, _lattice(cell), rng)
-        if not _clashes(_cartesian_copies(ops, centre, xyz @ rotation.T, _lattice(cell)), _lattice(cell), limit):
+        if not touching(cell, centre, xyz @ rotation.T):
             break
         cell[:3] *= 1.3
     else:
@@ -376,8 +384,7 @@ def pack_molecule(space_group: int, elements: list[str], xyz: np.ndarray, rng: n
             # nudge the molecule, so that the contact that stopped the last round may open
             trial_rotation = _small_rotation(rng) @ rotation
             trial_centre = centre + rng.normal(0.0, NUDGE, 3)
-            lat = _lattice(cell)
-            if not _clashes(_cartesian_copies(ops, trial_centre, xyz @ trial_rotation.T, lat), lat, limit):
+            if not touching(cell, trial_centre, xyz @ trial_rotation.T):
                 rotation, centre = trial_rotation, trial_centre
                 break
         shape = xyz @ rotation.T
@@ -387,8 +394,7 @@ def pack_molecule(space_group: int, elements: list[str], xyz: np.ndarray, rng: n
                 mid = 0.5 * (low + high)
                 trial = cell.copy()
                 trial[list(axis)] *= mid
-                lat = _lattice(trial)
-                if _clashes(_cartesian_copies(ops, centre, shape, lat), lat, limit):
+                if touching(trial, centre, shape):
                     low = mid
                 else:
                     high = mid
