@@ -19,6 +19,7 @@ from training.dataset import (  # noqa: E402
     BuildError,
     build_dataset,
     nominal_variant,
+    augmentation_of,
     sample_variants,
     simulate_variants,
     structure_rng,
@@ -193,6 +194,20 @@ def test_dask_local_cluster_gives_the_same_rows(tmp_path):
     assert local.counts == via_dask.counts == {225: 2, 227: 2}
 
 
+def test_negative_scatterers_go_to_neutron_pdfs_only_and_are_drawn_last():
+    """--negative-scatterers flags only neutron PDFs; at 0 every draw is the recipe's."""
+    plain = sample_variants(structure_rng(3, "Ni"), 300, Augmentation.measured())
+    off = sample_variants(structure_rng(3, "Ni"), 300, augmentation_of(realism=True))
+    assert off == plain and not any(v.negative_scatterer for v in off)
+    aug = augmentation_of(realism=True, neutron_probability=0.5, negative_scatterers=0.6)
+    assert aug == replace(Augmentation.measured(), neutron_probability=0.5, negative_scatterer_probability=0.6)
+    rest = sample_variants(structure_rng(3, "Ni"), 600, aug)[1:]
+    neutron = [v for v in rest if v.radiation == "neutron"]
+    flagged = [v for v in rest if v.negative_scatterer]
+    assert 0.4 < len(neutron) / len(rest) < 0.6
+    assert set(flagged) <= set(neutron) and 0.5 < len(flagged) / len(neutron) < 0.7
+
+
 def test_dataset_command(tmp_path):
     from typer.testing import CliRunner
 
@@ -215,6 +230,25 @@ def test_dataset_command(tmp_path):
     assert bad.exit_code != 0
     nothing = runner.invoke(app, ["dataset", "--out", str(tmp_path / "z")])
     assert nothing.exit_code == 1 and "no structures" in _flat(nothing.output)
+
+
+def test_dataset_command_with_neutron_options_writes_them_to_the_manifest(tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.datafiles import read_dataset
+
+    out = tmp_path / "ds"
+    args = ["dataset", "--cif-dir", str(DATA), "--augment", "4", "--workers", "1", "--neutron-probability", "1",
+            "--negative-scatterers", "1", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = read_dataset(out).manifest
+    neutron = [r for r in rows if r["radiation"] == "neutron"]
+    assert len(rows) == 8 and len(neutron) == 6  # after Ni's and Si's nominal X-ray PDF, three neutron ones each
+    assert all(r["negative_scatterer"] == "True" for r in neutron)
+    bad = CliRunner().invoke(app, args[:-2] + ["--negative-scatterers", "1.5", "--out", str(tmp_path / "b")])
+    assert bad.exit_code != 0
 
 
 def _flat(text: str) -> str:

@@ -13,10 +13,12 @@ from diffpy.structure import Atom, Lattice, Structure  # noqa: E402
 from sgmine.simulate import PDFParams, pair_table, pdf  # noqa: E402
 from training.structures import StructureError, space_group_of  # noqa: E402
 from training.variants import (  # noqa: E402
+    NEGATIVE_SCATTERERS,
     SUBSTITUTES,
     substituted,
     symmetric_strain,
     symmetric_variant,
+    with_negative_scatterer,
 )
 
 
@@ -92,6 +94,31 @@ def test_substitution_relabels_elements_and_changes_the_pdf():
     r = np.arange(1.0, 10.0, 0.01)
     g0, g1 = pdf(table, r, PDFParams()), pdf(sub, r, PDFParams())
     assert not np.allclose(g0, g1)
+
+
+def test_a_negative_scatterer_turns_a_rock_salts_first_neutron_peak_negative():
+    """NaCl with Na or Cl replaced by H, Li, Ti or Mn: under neutrons the unlike pairs (the
+    first peak, a/2) go negative, the like pairs (a/sqrt 2) stay positive; X-rays weigh by Z."""
+    a = 5.64
+    atoms = [Atom("Na", xyz) for xyz in ((0, 0, 0), (0, .5, .5), (.5, 0, .5), (.5, .5, 0))]
+    atoms += [Atom("Cl", xyz) for xyz in ((.5, .5, .5), (.5, 0, 0), (0, .5, 0), (0, 0, .5))]
+    table = pair_table(Structure(atoms, lattice=Lattice(a, a, a, 90, 90, 90)), rmax=10.0)
+    r = np.arange(1.0, 9.0, 0.01)
+    first, second = np.argmin(abs(r - a / 2)), np.argmin(abs(r - a / np.sqrt(2)))
+    assert pdf(table, r, PDFParams(radiation="neutron"))[first] > 0
+    for seed in range(6):
+        neg = with_negative_scatterer(table, np.random.default_rng(seed))
+        changed = [e for e, old in zip(neg.elements, table.elements) if e != old]
+        assert len(changed) == 1 and changed[0] in NEGATIVE_SCATTERERS
+        assert np.array_equal(neg.distance, table.distance)  # geometry kept
+        g = pdf(neg, r, PDFParams(radiation="neutron"))
+        assert g[first] < 0 < g[second]
+
+
+def test_a_table_of_every_negative_scatterer_stays_as_it_is():
+    atoms = [Atom(e, (i / 4, 0, 0)) for i, e in enumerate(NEGATIVE_SCATTERERS)]
+    table = pair_table(Structure(atoms, lattice=Lattice(8, 8, 8, 90, 90, 90)), rmax=6.0)
+    assert with_negative_scatterer(table, np.random.default_rng(0)) is table
 
 
 def test_rutile_oxygen_moves_only_along_its_free_coordinate():

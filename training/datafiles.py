@@ -48,6 +48,7 @@ MANIFEST_COLUMNS = (
     "step",
     "baseline",
     "substituted",
+    "negative_scatterer",
     "variant",
     "split_group",
 )

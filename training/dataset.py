@@ -38,6 +38,12 @@ unchanged):
 - ``substituted`` for half: every element replaced by a distinct random one
   (:func:`training.variants.substituted`, same geometry, other scattering weights).
 
+``--neutron-probability`` changes the share of neutron PDFs, and ``--negative-scatterers P``
+gives each neutron PDF, with probability ``P``, one element replaced by H, Li, Ti or Mn
+(``negative_scatterer``; :func:`training.variants.with_negative_scatterer`, after any
+substitution): negative pair peaks, as MnO or TiC show under neutrons. It is drawn after every
+other setting, so a build without it draws as before.
+
 ``--variants N`` adds N symmetry-preserving variants of each structure
 (:func:`training.variants.symmetric_variant`), each simulated ``--augment`` times; a variant
 keeps its structure's id and ``split_group`` (formula and space group), so a split never
@@ -63,7 +69,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -82,7 +88,7 @@ R_START = 1.0
 
 MANIFEST_PARAMS = (
     "qmax", "qdamp", "uiso", "delta2", "strain", "rmax", "radiation", "noise", "particle_diameter",
-    "qmin", "step", "baseline", "substituted",
+    "qmin", "step", "baseline", "substituted", "negative_scatterer",
 )
 
 
@@ -109,6 +115,7 @@ class Augmentation:
     baseline_probability: float = 0.0
     baseline: tuple[float, float] = (0.0, 0.05)
     substitution_probability: float = 0.0
+    negative_scatterer_probability: float = 0.0
 
     @classmethod
     def measured(cls) -> "Augmentation":
@@ -136,6 +143,7 @@ class Variant:
     step: float = 0.01
     baseline: float = 0.0
     substituted: bool = False
+    negative_scatterer: bool = False
 
 
 def nominal_variant() -> Variant:
@@ -164,7 +172,7 @@ def sample_variant(rng: np.random.Generator, aug: Augmentation = Augmentation())
         realism["baseline"] = float(rng.uniform(*aug.baseline))
     if aug.substitution_probability > 0 and rng.random() < aug.substitution_probability:
         realism["substituted"] = True
-    return Variant(
+    variant = Variant(
         **realism,
         qmax=float(rng.uniform(*aug.qmax)),
         qdamp=_log_uniform(rng, *aug.qdamp),
@@ -176,6 +184,30 @@ def sample_variant(rng: np.random.Generator, aug: Augmentation = Augmentation())
         noise=float(rng.uniform(*aug.noise)),
         particle_diameter=particle,
     )
+    # drawn last, and only when switched on, so that every other draw stays as it was
+    if (aug.negative_scatterer_probability > 0 and variant.radiation == "neutron"
+            and rng.random() < aug.negative_scatterer_probability):
+        variant = replace(variant, negative_scatterer=True)
+    return variant
+
+
+def augmentation_of(*, realism: bool, neutron_probability: Optional[float] = None,
+                    negative_scatterers: float = 0.0) -> Augmentation:
+    """The augmentation of the dataset command's options.
+
+    Parameters
+    ----------
+    realism
+        Start from :meth:`Augmentation.measured` instead of the reference ranges.
+    neutron_probability
+        Share of neutron PDFs; ``None`` keeps the recipe's.
+    negative_scatterers
+        Probability that a neutron PDF gets a negative scatterer (H, Li, Ti, Mn).
+    """
+    aug = Augmentation.measured() if realism else Augmentation()
+    if neutron_probability is not None:
+        aug = replace(aug, neutron_probability=float(neutron_probability))
+    return replace(aug, negative_scatterer_probability=float(negative_scatterers))
 
 
 def structure_rng(seed: int, structure_id: str) -> np.random.Generator:
@@ -202,7 +234,7 @@ def simulate_variants(
     the rows and, per variant, ``None`` or the reason it failed (its row is then all NaN).
     """
     from sgmine.simulate import PDFParams, SimulationError, pair_table, pdf
-    from training.variants import substituted
+    from training.variants import substituted, with_negative_scatterer
 
     # One table serves every variant: strain, widths and radiation weights apply in pdf().
     table = pair_table(structure, rmax=max(v.rmax for v in variants), radiation=variants[0].radiation)
@@ -216,7 +248,10 @@ def simulate_variants(
                 qmax=v.qmax, qdamp=v.qdamp, uiso=v.uiso, delta2=v.delta2, radiation=v.radiation,
                 spdiameter=v.particle_diameter, qmin=v.qmin,
             )
-            g = np.asarray(pdf(substituted(table, rng) if v.substituted else table, r, params, strain=v.strain), dtype=float)
+            weighted = substituted(table, rng) if v.substituted else table
+            if v.negative_scatterer:
+                weighted = with_negative_scatterer(weighted, rng)
+            g = np.asarray(pdf(weighted, r, params, strain=v.strain), dtype=float)
             if v.noise > 0:
                 g = g + noise * v.noise * float(np.ptp(g))
             if v.baseline > 0:
@@ -834,6 +869,15 @@ def dataset_command(
         False, "--realism", help="Measured-like augmentation on top of the reference ranges: Qmin ripple, coarse data grids, "
         "residual baselines, element substitution (Augmentation.measured)."
     ),
+    neutron_probability: Optional[float] = typer.Option(
+        None, "--neutron-probability", min=0.0, max=1.0,
+        help="Share of the augmented PDFs simulated with neutron weights (default: the recipe's 0.3).",
+    ),
+    negative_scatterers: float = typer.Option(
+        0.0, "--negative-scatterers", min=0.0, max=1.0,
+        help="Probability that a neutron PDF gets one element replaced by H, Li, Ti or Mn (negative scattering "
+        "lengths: negative pair peaks, as in MnO or TiC).",
+    ),
     max_structures: int = typer.Option(
         0, "--max-structures", help="Use a random sample (from --seed) of this many of the structures found (0 = all)."
     ),
@@ -867,7 +911,8 @@ def dataset_command(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
             shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants,
             scale=parse_scale_range(scale) if scale else None,
-            augmentation=Augmentation.measured() if realism else Augmentation(),
+            augmentation=augmentation_of(realism=realism, neutron_probability=neutron_probability,
+                                         negative_scatterers=negative_scatterers),
             command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description,
         )
     except (structures.StructureError, BuildError, ValueError) as exc:

@@ -17,6 +17,10 @@ group the label says:
   geometry; the lattice scale varies through the strain augmentation). The PDF of a crystal
   depends on its elements only through their scattering weights, so this is a reweighting of
   the pair table, no new pair search.
+- :func:`with_negative_scatterer` puts one element with a negative neutron scattering length
+  (:data:`NEGATIVE_SCATTERERS`) on the sites of one element of a pair table. Under neutrons
+  its pairs with the other elements turn into negative peaks (MnO's Mn–O, TiC's Ti–C), which
+  real structures and uniform substitution show a network too rarely.
 
 Both draw from a generator the caller seeds per structure, so a variant is reproducible.
 """
@@ -43,6 +47,10 @@ SUBSTITUTES: tuple[str, ...] = (
     "Nb", "Mo", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Cs", "Ba", "La", "Ce", "Nd",
     "Gd", "Hf", "Ta", "W", "Ir", "Pt", "Au", "Tl", "Pb", "Bi",
 )
+
+#: Elements with a negative coherent neutron scattering length (fm: H −3.74, Li −1.93, Ti −3.37,
+#: Mn −3.75; ``periodictable``'s ``b_c``). V (−0.44) nearly vanishes and is left out.
+NEGATIVE_SCATTERERS: tuple[str, ...] = ("H", "Li", "Ti", "Mn")
 
 
 def _symmetry_operations(lattice: np.ndarray, xyz: np.ndarray, types: np.ndarray, symprec: float):
@@ -148,3 +156,18 @@ def substituted(table: Any, rng: np.random.Generator) -> Any:
     """The pair table with every element replaced by a distinct random one from :data:`SUBSTITUTES`."""
     new = rng.choice(len(SUBSTITUTES), size=len(table.elements), replace=False)
     return dataclasses.replace(table, elements=tuple(SUBSTITUTES[i] for i in new))
+
+
+def with_negative_scatterer(table: Any, rng: np.random.Generator) -> Any:
+    """The pair table with one random element replaced by a random one of
+    :data:`NEGATIVE_SCATTERERS` not already in it (same geometry).
+
+    Under neutrons, the pairs of that element with the others get negative weights. A table
+    that already holds every negative scatterer is returned unchanged.
+    """
+    free = [e for e in NEGATIVE_SCATTERERS if e not in table.elements]
+    if not free:
+        return table
+    elements = list(table.elements)
+    elements[int(rng.integers(len(elements)))] = free[int(rng.integers(len(free)))]
+    return dataclasses.replace(table, elements=tuple(elements))
