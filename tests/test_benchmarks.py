@@ -58,6 +58,22 @@ def test_ablation_subset_keeps_the_rows_a_condition_selects(tmp_path):
     with pytest.raises(SystemExit, match="COLUMN"):
         ablation_subset.main([str(tmp_path / "all"), str(tmp_path / "bad"), "variant"])
 
+    # --test-of: the rows of the groups a run's split held out for testing
+    from training.run import RunDir, Split
+
+    base_rows = [{**m, "variant": 0} for m in manifest[::2]]
+    write_dataset(tmp_path / "base", x[::2], np.full(3, 225), base_rows, {})
+    run = tmp_path / "run"
+    run.mkdir()
+    RunDir(run).save_split(Split(np.array([0]), np.array([1]), np.array([2])), 3)
+    assert ablation_subset.main([str(tmp_path / "all"), str(tmp_path / "held"), "--test-of", str(run),
+                                 str(tmp_path / "base")]) == 0
+    held = read_dataset(tmp_path / "held" / "dataset.npz")
+    assert held.groups.tolist() == ["F2|225", "F2|225"] and held.x[:, 0].tolist() == [4 * 209.0, 5 * 209.0]
+    assert ablation_subset.main([str(tmp_path / "all"), str(tmp_path / "held1"), "variant=1", "--test-of", str(run),
+                                 str(tmp_path / "base")]) == 0
+    assert read_dataset(tmp_path / "held1" / "dataset.npz").x[:, 0].tolist() == [5 * 209.0]
+
 
 def test_compare_evals_counts_discordant_pairs(tmp_path):
     """Paired counts on the PDFs both models scored, and the exact McNemar p-value."""
