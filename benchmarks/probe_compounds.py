@@ -3,9 +3,11 @@
 Issue #14 lists failures on an independent measured set: fcc metals called I4/mmm (Ag, Pb),
 NaCl → C2/c, MnO (neutron) → P6_3/mmc, CeO2 → Fd-3m, LaMnO3 → P-1/P2_1/c, Mg2Sn → Fd-3m. This
 probe builds those and other common PDF samples of the eight groups from their space group,
-lattice parameters and Wyckoff coordinates (rounded literature values, :data:`COMPOUNDS`),
-simulates each at ``eval_real.py``'s four measured-like settings plus the x-ray and neutron
-ones with the data cut at rmax 20 Å, and scores them through the runtime. Real-structure sets
+lattice parameters and Wyckoff coordinates (rounded literature values, :data:`COMPOUNDS`; on
+2026-12-02 TiC, TiN, LiF and Li2O joined, whose Ti or Li scatter neutrons with a negative
+length, as Mn does in MnO), simulates each at ``eval_real.py``'s four measured-like settings
+plus the x-ray and neutron ones with the data cut at rmax 20 Å, and scores them through the
+runtime. Real-structure sets
 (``eval_real.py``) are bigger; this one is small enough to read line by line.
 
     python benchmarks/probe_compounds.py [--model FILE] [--json OUT.json]
@@ -34,6 +36,12 @@ COMPOUNDS: dict[str, tuple[str, tuple[float, ...], list[str], list[list[float]]]
     "MgO": ("Fm-3m", (4.212,) * 3 + (90,) * 3, ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
     "MnO": ("Fm-3m", (4.445,) * 3 + (90,) * 3, ["Mn", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
     "NiO": ("Fm-3m", (4.177,) * 3 + (90,) * 3, ["Ni", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    # rock salts and an antifluorite with a negative neutron scattering length (Ti, Li): under
+    # neutrons their unlike pairs are negative peaks
+    "TiC": ("Fm-3m", (4.328,) * 3 + (90,) * 3, ["Ti", "C"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    "TiN": ("Fm-3m", (4.240,) * 3 + (90,) * 3, ["Ti", "N"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    "LiF": ("Fm-3m", (4.027,) * 3 + (90,) * 3, ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    "Li2O": ("Fm-3m", (4.610,) * 3 + (90,) * 3, ["O", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]]),
     "CeO2": ("Fm-3m", (5.411,) * 3 + (90,) * 3, ["Ce", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]]),
     "CaF2": ("Fm-3m", (5.463,) * 3 + (90,) * 3, ["Ca", "F"], [[0, 0, 0], [0.25, 0.25, 0.25]]),
     "Mg2Sn": ("Fm-3m", (6.765,) * 3 + (90,) * 3, ["Sn", "Mg"], [[0, 0, 0], [0.25, 0.25, 0.25]]),

@@ -177,3 +177,20 @@ def test_probe_compounds_builds_each_compound_in_its_group_and_scores_them(tmp_p
     report = json.loads(out.read_text())
     assert len(report["rows"]) == len(probe_compounds.COMPOUNDS) * len(probe_compounds.PROBE_SETTINGS)
     assert all(report["per_compound"][n] == 1.0 for n in ("NaCl", "Ni", "Si"))
+
+
+def test_probe_particles_scores_each_diameter_and_displacement(tmp_path, monkeypatch):
+    """Two compounds, every diameter and Uiso: one row each, per-diameter shares in the JSON;
+    the shipped model gets bulk Ni and NaCl right."""
+    pytest.importorskip("diffpy.structure")
+    pytest.importorskip("pymatgen")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import probe_particles
+
+    monkeypatch.setattr(probe_particles, "COMPOUNDS", {k: probe_particles.COMPOUNDS[k] for k in ("Ni", "NaCl")})
+    out = tmp_path / "particles.json"
+    assert probe_particles.main(["--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["rows"]) == 2 * len(probe_particles.DIAMETERS) * len(probe_particles.UISOS)
+    assert set(report["per_diameter"]) == {f"{d:g}" for d in probe_particles.DIAMETERS}
+    assert report["per_diameter"]["0"] == 1.0

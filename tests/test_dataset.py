@@ -232,7 +232,7 @@ def test_dataset_command(tmp_path):
     assert nothing.exit_code == 1 and "no structures" in _flat(nothing.output)
 
 
-def test_dataset_command_with_neutron_options_writes_them_to_the_manifest(tmp_path):
+def test_dataset_command_with_neutron_and_particle_options_writes_them_to_the_manifest(tmp_path):
     from typer.testing import CliRunner
 
     from training.cli import app
@@ -240,15 +240,19 @@ def test_dataset_command_with_neutron_options_writes_them_to_the_manifest(tmp_pa
 
     out = tmp_path / "ds"
     args = ["dataset", "--cif-dir", str(DATA), "--augment", "4", "--workers", "1", "--neutron-probability", "1",
-            "--negative-scatterers", "1", "--out", str(out)]
+            "--negative-scatterers", "1", "--particle-probability", "1", "--particle-diameter", "10,14", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = read_dataset(out).manifest
     neutron = [r for r in rows if r["radiation"] == "neutron"]
     assert len(rows) == 8 and len(neutron) == 6  # after Ni's and Si's nominal X-ray PDF, three neutron ones each
-    assert all(r["negative_scatterer"] == "True" for r in neutron)
-    bad = CliRunner().invoke(app, args[:-2] + ["--negative-scatterers", "1.5", "--out", str(tmp_path / "b")])
-    assert bad.exit_code != 0
+    assert all(r["negative_scatterer"] == "True" and 10 <= float(r["particle_diameter"]) <= 14 for r in neutron)
+    runner = CliRunner()
+    for option, value in (("--negative-scatterers", "1.5"), ("--particle-diameter", "40,10"), ("--particle-diameter", "ten")):
+        bad = runner.invoke(app, args[:-2] + [option, value, "--out", str(tmp_path / "b")])
+        assert bad.exit_code != 0, (option, value)
+    assert "0 < LOW <= HIGH" in _flat(runner.invoke(app, args[:-2] + ["--particle-diameter", "40,10", "--out",
+                                                                      str(tmp_path / "c")]).output)
 
 
 def _flat(text: str) -> str:

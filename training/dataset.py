@@ -42,7 +42,9 @@ unchanged):
 gives each neutron PDF, with probability ``P``, one element replaced by H, Li, Ti or Mn
 (``negative_scatterer``; :func:`training.variants.with_negative_scatterer`, after any
 substitution): negative pair peaks, as MnO or TiC show under neutrons. It is drawn after every
-other setting, so a build without it draws as before.
+other setting, so a build without it draws as before. ``--particle-probability`` and
+``--particle-diameter LOW,HIGH`` change the share and the size range of the nanoparticles
+(small particles of 10–20 Å end their PDF well inside the model's 30 Å).
 
 ``--variants N`` adds N symmetry-preserving variants of each structure
 (:func:`training.variants.symmetric_variant`), each simulated ``--augment`` times; a variant
@@ -192,7 +194,8 @@ def sample_variant(rng: np.random.Generator, aug: Augmentation = Augmentation())
 
 
 def augmentation_of(*, realism: bool, neutron_probability: Optional[float] = None,
-                    negative_scatterers: float = 0.0) -> Augmentation:
+                    negative_scatterers: float = 0.0, particle_probability: Optional[float] = None,
+                    particle_diameter: Optional[tuple[float, float]] = None) -> Augmentation:
     """The augmentation of the dataset command's options.
 
     Parameters
@@ -203,10 +206,26 @@ def augmentation_of(*, realism: bool, neutron_probability: Optional[float] = Non
         Share of neutron PDFs; ``None`` keeps the recipe's.
     negative_scatterers
         Probability that a neutron PDF gets a negative scatterer (H, Li, Ti, Mn).
+    particle_probability
+        Share of nanoparticle PDFs; ``None`` keeps the recipe's.
+    particle_diameter
+        ``(low, high)`` of the uniform diameter draw in Å; ``None`` keeps the recipe's.
+
+    Raises
+    ------
+    ValueError
+        If the diameters are not ``0 < low <= high``.
     """
     aug = Augmentation.measured() if realism else Augmentation()
     if neutron_probability is not None:
         aug = replace(aug, neutron_probability=float(neutron_probability))
+    if particle_probability is not None:
+        aug = replace(aug, particle_probability=float(particle_probability))
+    if particle_diameter is not None:
+        low, high = (float(d) for d in particle_diameter)
+        if not 0 < low <= high:
+            raise ValueError(f"particle diameters must be 0 < LOW <= HIGH, got {low:g},{high:g}")
+        aug = replace(aug, particle_diameter=(low, high))
     return replace(aug, negative_scatterer_probability=float(negative_scatterers))
 
 
@@ -807,6 +826,11 @@ def parse_prototype_kinds(text: Optional[str]) -> tuple[str, ...]:
     return kinds
 
 
+def parse_diameter_range(text: str) -> tuple[float, float]:
+    """``"10,40"`` -> ``(10.0, 40.0)``: two particle diameters in Å (checked by :func:`augmentation_of`)."""
+    return _low_high(text, what="particle diameters in Å", example="10,40")
+
+
 def parse_scale_range(text: str) -> tuple[float, float]:
     """``"0.7,1.4"`` -> ``(0.7, 1.4)``: two stretch factors (checked by :func:`build_dataset`)."""
     return _low_high(text, what="stretch factors", example="0.7,1.4")
@@ -878,6 +902,14 @@ def dataset_command(
         help="Probability that a neutron PDF gets one element replaced by H, Li, Ti or Mn (negative scattering "
         "lengths: negative pair peaks, as in MnO or TiC).",
     ),
+    particle_probability: Optional[float] = typer.Option(
+        None, "--particle-probability", min=0.0, max=1.0,
+        help="Share of the augmented PDFs given a spherical nanoparticle envelope (default: the recipe's 0.25).",
+    ),
+    particle_diameter: Optional[str] = typer.Option(
+        None, "--particle-diameter", help="Range of the nanoparticle diameters, Å, as LOW,HIGH, drawn uniformly "
+        "(default: the recipe's 20,100; 10,40 for small particles).",
+    ),
     max_structures: int = typer.Option(
         0, "--max-structures", help="Use a random sample (from --seed) of this many of the structures found (0 = all)."
     ),
@@ -912,7 +944,9 @@ def dataset_command(
             shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants,
             scale=parse_scale_range(scale) if scale else None,
             augmentation=augmentation_of(realism=realism, neutron_probability=neutron_probability,
-                                         negative_scatterers=negative_scatterers),
+                                         negative_scatterers=negative_scatterers,
+                                         particle_probability=particle_probability,
+                                         particle_diameter=parse_diameter_range(particle_diameter) if particle_diameter else None),
             command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description,
         )
     except (structures.StructureError, BuildError, ValueError) as exc:
