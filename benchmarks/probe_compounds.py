@@ -17,7 +17,6 @@ Prints per compound the settings it is missed at, with the answer and its probab
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eval_real import SETTINGS  # noqa: E402
-from probe_elements import write_report  # noqa: E402
+from probe_elements import probe_arguments, write_report  # noqa: E402
 
 #: name: (Hermann–Mauguin symbol, (a, b, c, alpha, beta, gamma), species, fractional coordinates).
 #: Fd-3m in pymatgen's default setting (origin choice 1: diamond Si on 8a at 0, 0, 0).
@@ -82,10 +81,7 @@ def compound(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="ONNX model or shipped name (default: the shipped default)")
-    parser.add_argument("--json", type=Path, default=None, help="write every row and the summary here")
-    args = parser.parse_args(argv)
+    args = probe_arguments(__doc__, argv)
 
     from sgmine.scan import load_model, predict
     from sgmine.simulate import PDFParams, pair_table, pdf

@@ -43,10 +43,7 @@ def prototype(kind: str, distance: float):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="ONNX model or shipped name (default: the shipped default)")
-    parser.add_argument("--json", type=Path, default=None, help="write every row and the summary here")
-    args = parser.parse_args(argv)
+    args = probe_arguments(__doc__, argv)
 
     from sgmine.scan import load_model, predict
     from sgmine.simulate import PDFParams, pair_table, pdf
@@ -92,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_report(args.json, model, overall, rows, prototypes=summary)
     return 0
+
+
+def probe_arguments(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every probe takes: ``--model`` (a file or shipped name) and ``--json``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model", default=None, help="ONNX model or shipped name (default: the shipped default)")
+    parser.add_argument("--json", type=Path, default=None, help="write every row and the summary here")
+    return parser.parse_args(argv)
 
 
 def write_report(path: Path, model, top1: float, rows: list[dict], **summaries) -> None:

@@ -13,7 +13,6 @@ Prints per compound the answer at each diameter, then the share right per diamet
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from probe_compounds import COMPOUNDS, compound  # noqa: E402
-from probe_elements import write_report  # noqa: E402
+from probe_elements import probe_arguments, write_report  # noqa: E402
 
 #: Particle diameters in Å (0: bulk).
 DIAMETERS = (0.0, 40.0, 25.0, 18.0, 12.0)
@@ -32,10 +31,7 @@ UISOS = (0.005, 0.012)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="ONNX model or shipped name (default: the shipped default)")
-    parser.add_argument("--json", type=Path, default=None, help="write every row and the summary here")
-    args = parser.parse_args(argv)
+    args = probe_arguments(__doc__, argv)
 
     from sgmine.scan import load_model, predict
     from sgmine.simulate import PDFParams, pair_table, pdf
