@@ -98,8 +98,10 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def score_rows(model, x: np.ndarray, y: np.ndarray) -> dict:
-    """Top-1/2/3/6, per-class recall and the share flagged of curves ``x`` with groups ``y``."""
+def score_rows(model, x: np.ndarray, y: np.ndarray, *, keep_hits: bool = False) -> dict:
+    """Top-1/2/3/6, per-class recall and the share flagged of curves ``x`` with groups ``y``;
+    with ``keep_hits``, also ``top1_hits``: one character per row, ``1`` right at top-1, ``0``
+    wrong (what ``compare_evals.py`` pairs)."""
     probs = model.predict_proba(x)
     classes = np.array(model.info.classes)
     order = np.argsort(-probs, axis=1)
@@ -107,7 +109,9 @@ def score_rows(model, x: np.ndarray, y: np.ndarray) -> dict:
     hits = ranked == y[:, None]
     recall = {int(c): float(hits[y == c, 0].mean()) for c in classes if np.any(y == c)}
     inside = model.info.in_domain_many(probs)
+    extra = {"top1_hits": "".join("1" if h else "0" for h in hits[:, 0])} if keep_hits else {}
     return {
+        **extra,
         "n": int(len(y)),
         "top1": float(hits[:, 0].mean()), "top2": float(hits[:, :2].any(1).mean()),
         "top3": float(hits[:, :3].any(1).mean()), "top6": float(hits[:, :6].any(1).mean()), "recall": recall,
@@ -134,7 +138,7 @@ def score_held_out(model, dataset: Path) -> dict:
 
     data = read_dataset(dataset)
     keep = np.isin(data.y, list(model.info.classes))
-    figures = score_rows(model, data.x[keep], data.y[keep])
+    figures = score_rows(model, data.x[keep], data.y[keep], keep_hits=True)
     figures["dataset"] = str(dataset)
     return figures
 

@@ -79,7 +79,7 @@ def test_compare_evals_counts_discordant_pairs(tmp_path):
     """Paired counts on the PDFs both models scored, and the exact McNemar p-value."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from compare_evals import main, mcnemar_exact, paired_real
+        from compare_evals import main, mcnemar_exact, paired_held_out, paired_real
     finally:
         sys.path.pop(0)
 
@@ -100,6 +100,10 @@ def test_compare_evals_counts_discordant_pairs(tmp_path):
     first = report([row("a", True, True), row("b", True, True), row("c", False, True), row("only-first", True, True)],
                    True, False)
     second = report([row("a", False, True), row("b", True, True), row("c", True, True)], False, True)
+    first["held_out"] = {"small": {"top1_hits": "11100"}, "other": {"top1_hits": "1"}, "old": {"top1": 0.5}}
+    second["held_out"] = {"small": {"top1_hits": "10001"}, "other": {"top1_hits": "10"}, "old": {"top1": 0.5}}
+    assert paired_held_out(first, second) == {"small": {"n": 5, "only_first": 2, "only_second": 1, "p": 1.0}}
+    assert paired_real({"version": "v"}, second) == {}  # a report without --real
     result = paired_real(first, second)
     assert result["top1"] == {"n": 3, "only_first": 1, "only_second": 1, "p": 1.0}
     assert result["top2"]["only_first"] == result["top2"]["only_second"] == 0
@@ -111,6 +115,7 @@ def test_compare_evals_counts_discordant_pairs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "right only with the first 1, only with the second 1" in done.stdout
     assert "Ni.gr: first 225" in done.stdout and "SrTiO3.gr: flagged by the first only" in done.stdout
+    assert "held-out small top1: 5 PDFs, right only with the first 2, only with the second 1" in done.stdout
     assert main([str(a), str(b)]) == 0
 
 
@@ -153,6 +158,7 @@ def test_eval_measured_scores_a_held_out_dataset(tmp_path):
     figures = eval_measured.score_held_out(load_model(None), tmp_path / "ds")
     assert figures["n"] == 2 and figures["top1"] == 1.0 and figures["top2"] == 1.0
     assert figures["recall"] == {225: 1.0, 227: 1.0} and figures["flagged"] == 0.0
+    assert figures["top1_hits"] == "11"  # one character per row, for compare_evals.py
 
 
 def test_probe_compounds_builds_each_compound_in_its_group_and_scores_them(tmp_path):
