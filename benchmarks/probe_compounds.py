@@ -7,8 +7,8 @@ lattice parameters and Wyckoff coordinates (rounded literature values, :data:`CO
 2026-12-02 TiC, TiN, LiF and Li2O joined, whose Ti or Li scatter neutrons with a negative
 length, as Mn does in MnO), simulates each at ``eval_real.py``'s four measured-like settings
 plus the x-ray and neutron ones with the data cut at rmax 20 Å, and scores them through the
-runtime. Real-structure sets
-(``eval_real.py``) are bigger; this one is small enough to read line by line.
+runtime. Real-structure sets (``eval_real.py``) are bigger; this one is small enough to read
+line by line.
 
     python benchmarks/probe_compounds.py [--model FILE] [--json OUT.json]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eval_real import SETTINGS  # noqa: E402
-from probe_elements import probe_arguments, write_report  # noqa: E402
+from probe_elements import answer, probe_arguments, write_report  # noqa: E402
 
 #: name: (Hermann–Mauguin symbol, (a, b, c, alpha, beta, gamma), species, fractional coordinates).
 #: Fd-3m in pymatgen's default setting (origin choice 1: diamond Si on 8a at 0, 0, 0).
@@ -98,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             r = np.arange(0.5, (rmax or model.grid.rmax + 1.0), 0.01)
             table = pair_table(structure, rmax=float(r[-1]), radiation=params["radiation"])
             top = predict([(r, pdf(table, r, PDFParams(**params)))], top_k=2, model=model)[0]
-            best = top.candidates[0] if top.candidates else None
-            mine.append({"compound": name, "space_group": group, "setting": setting,
-                         "predicted": best.space_group if best else None, "probability": best.probability if best else None,
-                         "top1": bool(best and best.space_group == group), "in_domain": top.in_domain})
+            mine.append({"compound": name, "space_group": group, "setting": setting, **answer(top, group)})
         rows += mine
         missed = [f"{x['setting']} → {x['predicted']} ({x['probability']:.2f}{'' if x['in_domain'] else ', flagged'})"
                   for x in mine if not x["top1"]]

@@ -60,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             table = pair_table(prototype(kind, float(d)), rmax=float(r[-1]))
             curves = [(r, pdf(table, r, PDFParams(**s))) for s in SETTINGS.values()]
             for setting, p in zip(SETTINGS, predict(curves, top_k=2, model=model)):
-                top = [c.space_group for c in p.candidates]
                 rows.append({"kind": kind, "space_group": group, "distance": float(d), "setting": setting,
-                             "predicted": top[0] if top else None, "top1": bool(top and top[0] == group),
-                             "probability": p.candidates[0].probability if top else None, "in_domain": p.in_domain})
+                             **answer(p, group)})
 
     print(f"model: {model.path} ({model.info.model_version}); {len(DISTANCES)} distances x {len(SETTINGS)} settings per prototype")
     summary: dict[str, dict] = {}
@@ -97,6 +95,14 @@ def probe_arguments(doc: str, argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="ONNX model or shipped name (default: the shipped default)")
     parser.add_argument("--json", type=Path, default=None, help="write every row and the summary here")
     return parser.parse_args(argv)
+
+
+def answer(prediction, group: int) -> dict:
+    """A probe row's fields from one runtime prediction (``sgmine.scan.predict``) of a curve of
+    space group ``group``: the top answer, its probability, whether it is right, in domain."""
+    best = prediction.candidates[0] if prediction.candidates else None
+    return {"predicted": best.space_group if best else None, "probability": best.probability if best else None,
+            "top1": bool(best and best.space_group == group), "in_domain": prediction.in_domain}
 
 
 def write_report(path: Path, model, top1: float, rows: list[dict], **summaries) -> None:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from probe_compounds import COMPOUNDS, compound  # noqa: E402
-from probe_elements import probe_arguments, write_report  # noqa: E402
+from probe_elements import answer, probe_arguments, write_report  # noqa: E402
 
 #: Particle diameters in Å (0: bulk).
 DIAMETERS = (0.0, 40.0, 25.0, 18.0, 12.0)
@@ -46,19 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         if group not in model.info.classes:
             continue
         table = pair_table(structure, rmax=float(r[-1]), radiation="xray")
-        answers = []
-        for diameter in DIAMETERS:
-            for uiso in UISOS:
-                params = PDFParams(qmax=25.0, qdamp=0.04, uiso=uiso, delta2=0.0, radiation="xray", spdiameter=diameter)
-                top = predict([(r, pdf(table, r, params))], top_k=2, model=model)[0]
-                best = top.candidates[0] if top.candidates else None
-                right = bool(best and best.space_group == group)
-                rows.append({"compound": name, "space_group": group, "diameter": diameter, "uiso": uiso,
-                             "predicted": best.space_group if best else None,
-                             "probability": best.probability if best else None, "top1": right,
-                             "in_domain": top.in_domain})
-                answers.append("ok" if right else str(best.space_group if best else "-"))
-        print(f"  {name:<14} {group:>3}  " + " ".join(f"{a:>3}" for a in answers))
+        settings = [(diameter, uiso) for diameter in DIAMETERS for uiso in UISOS]
+        curves = [(r, pdf(table, r, PDFParams(qmax=25.0, qdamp=0.04, uiso=uiso, delta2=0.0, radiation="xray",
+                                              spdiameter=diameter))) for diameter, uiso in settings]
+        mine = [{"compound": name, "space_group": group, "diameter": diameter, "uiso": uiso, **answer(p, group)}
+                for (diameter, uiso), p in zip(settings, predict(curves, top_k=2, model=model))]
+        rows += mine
+        print(f"  {name:<14} {group:>3}  "
+              + " ".join(f"{'ok' if x['top1'] else str(x['predicted'] or '-'):>3}" for x in mine))
     per_diameter = {f"{d:g}": float(np.mean([x["top1"] for x in rows if x["diameter"] == d])) for d in DIAMETERS}
     overall = float(np.mean([x["top1"] for x in rows]))
     print("right per diameter: " + ", ".join(f"{d} Å {v:.2f}" for d, v in per_diameter.items())
