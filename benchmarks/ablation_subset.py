@@ -18,6 +18,13 @@ score with ``eval_measured.py --held-out``:
     python benchmarks/ablation_subset.py datasets/neutron_neg datasets/neutron_neg_test \
         --test-of runs/m4 datasets/v5
 
+``--outside-held-out-of RUN DATASET`` drops the rows whose split group is in the validation or
+test part of RUN's split of DATASET: training rows for another model (e.g. one over the 45
+groups) that must not see the structures RUN is judged on:
+
+    python benchmarks/ablation_subset.py datasets/sg45 datasets/sg45_v5train variant=0 \
+        --outside-held-out-of runs/m4 datasets/v5 --exclude-overlap datasets/ood_heldout5
+
 The new folder holds ``dataset.npz``, ``dataset.json`` and ``manifest.csv`` (no x.csv:
 ``sgmine-train fit`` reads the .npz).
 """
@@ -44,6 +51,17 @@ def _condition(text: str) -> tuple[str, str, bool]:
     return column, value, True
 
 
+def _split_of(run: Path, base: Path):
+    """RUN's split of the dataset ``base`` and that dataset's split group per row."""
+    from training.datafiles import read_dataset
+    from training.run import RunDir
+
+    based = read_dataset(base)
+    if based.groups is None:
+        raise SystemExit(f"{base}: no manifest, so no split groups to match")
+    return RunDir(run).split(len(based)), based.groups
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path)
@@ -53,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="drop rows whose structure_id or formula is in DATASET's manifest (repeatable)")
     parser.add_argument("--test-of", type=Path, nargs=2, metavar=("RUN", "DATASET"),
                         help="keep only rows whose split group is in the test part of RUN's split of DATASET")
+    parser.add_argument("--outside-held-out-of", type=Path, nargs=2, metavar=("RUN", "DATASET"),
+                        help="drop rows whose split group is in the validation or test part of RUN's split of DATASET")
     args = parser.parse_args(argv)
-    if not args.where and not args.test_of:
-        parser.error("give a condition or --test-of")
+    if not args.where and not args.test_of and not args.outside_held_out_of:
+        parser.error("give a condition, --test-of or --outside-held-out-of")
 
     from training.datafiles import read_dataset
 
@@ -72,16 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{int((keep & overlap).sum())} matching rows overlap {other}; dropped")
         keep &= ~overlap
     all_groups = np.array([row.get("split_group") or row["structure_id"] for row in manifest])
+    selection = list(args.where)
     if args.test_of:
-        from training.run import RunDir
-
-        run, base = args.test_of
-        based = read_dataset(base)
-        if based.groups is None:
-            raise SystemExit(f"{base}: no manifest, so no split groups to match")
-        test_groups = np.unique(based.groups[RunDir(run).split(len(based)).test])
-        keep &= np.isin(all_groups, test_groups)
-    selection = [*args.where] + ([f"in the test part of {args.test_of[0]}'s split of {args.test_of[1]}"] if args.test_of else [])
+        split, groups = _split_of(*args.test_of)
+        keep &= np.isin(all_groups, groups[split.test])
+        selection.append(f"in the test part of {args.test_of[0]}'s split of {args.test_of[1]}")
+    if args.outside_held_out_of:
+        split, groups = _split_of(*args.outside_held_out_of)
+        held_out = np.concatenate([groups[split.validation], groups[split.test]])
+        inside = keep & np.isin(all_groups, held_out)
+        print(f"{int(inside.sum())} matching rows are held out by {args.outside_held_out_of[0]}; dropped")
+        keep &= ~inside
+        selection.append(f"outside the validation and test parts of {args.outside_held_out_of[0]}'s split of "
+                         f"{args.outside_held_out_of[1]}")
     if not keep.any():
         print(f"no rows match {selection}", file=sys.stderr)
         return 1

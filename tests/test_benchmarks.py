@@ -74,6 +74,11 @@ def test_ablation_subset_keeps_the_rows_a_condition_selects(tmp_path):
                                  str(tmp_path / "base")]) == 0
     assert read_dataset(tmp_path / "held1" / "dataset.npz").x[:, 0].tolist() == [5 * 209.0]
 
+    # --outside-held-out-of: only the rows of the groups the run trained on (F0)
+    assert ablation_subset.main([str(tmp_path / "all"), str(tmp_path / "train"), "--outside-held-out-of", str(run),
+                                 str(tmp_path / "base")]) == 0
+    assert read_dataset(tmp_path / "train" / "dataset.npz").groups.tolist() == ["F0|225", "F0|225"]
+
 
 def test_compare_evals_counts_discordant_pairs(tmp_path):
     """Paired counts on the PDFs both models scored, and the exact McNemar p-value."""

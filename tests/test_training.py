@@ -551,6 +551,44 @@ def test_compact_members_average_into_an_ensemble_run(tf, simulated, tmp_path):
         ensemble_runs([members[0], other], tmp_path / "bad")
 
 
+def test_resnet_trains_exports_and_joins_a_compact_ensemble(tf, simulated, tmp_path):
+    """--architecture resnet: its own layers (residual additions, global pooling), the compact
+    network's dropout and width options, an ONNX file that matches Keras (export checks it), and
+    an ensemble with a compact member of the same split."""
+    import numpy as np
+
+    from sgmine.model import Model
+    from training.datafiles import read_dataset
+    from training.ensemble import ensemble_runs
+    from training.export import export_model
+    from training.fit import FitConfig, build_architecture, fit
+    from training.run import RunDir
+
+    network = build_architecture("resnet", 8, 209, dropout=0.2, width=2)
+    kinds = {layer.__class__.__name__ for layer in network.layers}
+    assert {"Add", "GlobalAveragePooling1D", "GlobalMaxPooling1D"} <= kinds and "Flatten" not in kinds
+    assert [layer.rate for layer in network.layers if layer.__class__.__name__ == "Dropout"] == [0.2, 0.2]
+    assert network.layers[-1].kernel.shape == (512, 8)
+    with pytest.raises(ValueError, match="compact or resnet"):
+        FitConfig(dropout=0.2)
+
+    data = read_dataset(simulated)
+    config = FitConfig(epochs=1, batch_size=16, verbose=0, architecture="resnet")
+    resnet = fit(data, tmp_path / "resnet", config, source=simulated)
+    assert RunDir(resnet.run_dir).history()["architecture"] == "resnet"
+    exported = export_model(resnet.model_path, tmp_path / "resnet.onnx", data=data)
+    x = data.x[:16]
+    expected = RunDir(resnet.run_dir).load_keras().predict(x[:, :, None], verbose=0)
+    assert np.allclose(Model(exported.path).predict_proba(x), expected, atol=1e-4)
+
+    compact = fit(data, tmp_path / "compact", FitConfig(epochs=1, batch_size=16, verbose=0, architecture="compact"),
+                  source=simulated)
+    ensemble_runs([resnet.run_dir, compact.run_dir], tmp_path / "ens")
+    mean = np.mean([RunDir(m).load_keras().predict(x[:, :, None], verbose=0)
+                    for m in (resnet.run_dir, compact.run_dir)], axis=0)
+    assert np.allclose(RunDir(tmp_path / "ens").load_keras().predict(x[:, :, None], verbose=0), mean, atol=1e-6)
+
+
 def test_init_from_starts_a_run_from_another_runs_best_weights(tf, simulated, tmp_path):
     """--init-from loads the earlier run's best weights into the same network (with its "none of
     these" output) and fine-tunes at 1e-4 then 1e-5; another network, split or the run's own

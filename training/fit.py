@@ -57,8 +57,8 @@ def learning_rate(epoch: int, lr: float | None = None) -> float:
 
 
 #: Architectures ``sgmine-train fit --architecture`` builds: name -> module with ``build_model``.
-ARCHITECTURES = {"reference": "training.cnn", "compact": "training.compact"}
-#: FitConfig settings of the compact network only (the reference CNN's recipe stays fixed).
+ARCHITECTURES = {"reference": "training.cnn", "compact": "training.compact", "resnet": "training.resnet"}
+#: FitConfig settings of the compact network and the ResNet (the reference CNN's recipe stays fixed).
 COMPACT_SETTINGS = ("dropout", "width")
 #: The compact network's schedule, as fractions of the run's epochs: (end, rate) steps, then the last rate.
 SHORT_STEPS = ((0.6, 1e-3), (0.85, 1e-4))
@@ -70,7 +70,7 @@ FINE_TUNE_STEPS = ((0.5, 1e-4),)
 
 def schedule(config: "FitConfig"):
     """The learning-rate schedule of a run: the reference's steps for the reference CNN; for the
-    compact one, 1e-3 for the first 60 % of ``config.epochs``, 1e-4 to 85 %, then 1e-5; for a run
+    compact network and the ResNet, 1e-3 for the first 60 % of ``config.epochs``, 1e-4 to 85 %, then 1e-5; for a run
     that starts from trained weights (``config.init_from``), :data:`FINE_TUNE_STEPS`."""
     if config.init_from is None and config.architecture == "reference":
         return learning_rate
@@ -89,7 +89,7 @@ def build_architecture(
     name: str, num_classes: int, npoints: int, *, dropout: float | None = None, width: int | None = None
 ):
     """The uncompiled Keras model of architecture ``name`` (:data:`ARCHITECTURES`); ``dropout`` and
-    ``width`` (compact network only) replace its defaults, None keeps them."""
+    ``width`` (compact network and ResNet only) replace its defaults, None keeps them."""
     import importlib
 
     if name not in ARCHITECTURES:
@@ -265,9 +265,9 @@ class FitConfig:
     init_seed: int | None = None
     #: one of :data:`CLASS_WEIGHTINGS`
     class_weighting: str = "balanced"
-    #: dropout rate of the compact network's dense layers; None: its default (0.5, as the reference)
+    #: dropout rate of the compact network's or the ResNet's dense layers; None: its default (0.5, as the reference)
     dropout: float | None = None
-    #: filter and dense-unit multiplier of the compact network; None: its default (1)
+    #: filter and dense-unit multiplier of the compact network or the ResNet; None: its default (1)
     width: int | None = None
     #: one of :data:`OUTLIER_TARGETS`: what outlier rows are trained towards
     outlier_target: str = "uniform"
@@ -291,7 +291,7 @@ class FitConfig:
         for name in COMPACT_SETTINGS:
             if getattr(self, name) is not None and self.architecture == "reference":
                 raise ValueError(f"the reference CNN keeps its own {name} (its recipe stays reproducible); "
-                                 f"--{name} is for --architecture compact")
+                                 f"--{name} is for --architecture compact or resnet")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.width is not None and self.width < 1:
@@ -761,13 +761,14 @@ def fit_command(
     ),
     architecture: str = typer.Option(
         "reference", "--architecture", help="reference: the CNN of Liu et al. (training/cnn.py) and its recipe; "
-        "compact: the staged CNN of training/compact.py, with a schedule scaled to --epochs."
+        "compact: the staged CNN of training/compact.py, with a schedule scaled to --epochs; resnet: the 1D ResNet "
+        "with global pooling of training/resnet.py, on the compact schedule."
     ),
     dropout: float | None = typer.Option(
-        None, "--dropout", help="Dropout rate before the compact network's dense layers (default 0.5, as the reference)."
+        None, "--dropout", help="Dropout rate before the dense layers of the compact network or the ResNet (default 0.5, as the reference)."
     ),
     width: int | None = typer.Option(
-        None, "--width", help="Multiplier of the compact network's filters and dense units (default 1)."
+        None, "--width", help="Multiplier of the filters and dense units of the compact network or the ResNet (default 1)."
     ),
     init_from: Optional[Path] = typer.Option(
         None, "--init-from", help="Start from the best weights of this earlier run (same network, classes and split) "
