@@ -589,6 +589,72 @@ def test_resnet_trains_exports_and_joins_a_compact_ensemble(tf, simulated, tmp_p
     assert np.allclose(RunDir(tmp_path / "ens").load_keras().predict(x[:, :, None], verbose=0), mean, atol=1e-6)
 
 
+def test_an_outside_run_over_more_classes_joins_the_remainder(tf, simulated, tmp_path):
+    """ensemble --outside: the output is (1 - w) x the members' mean plus w x the outside run's
+    columns of the members' classes, so its other classes add to "none of these"; an outside run
+    that trained on the members' validation or test structures is refused."""
+    import csv
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from sgmine.model import Model, none_of_these
+    from training import structures
+    from training.datafiles import read_dataset, write_dataset
+    from training.dataset import build_dataset
+    from training.ensemble import EnsembleError, ensemble_runs
+    from training.export import export_model
+    from training.fit import FitConfig, fit
+    from training.run import RunDir
+
+    data = read_dataset(simulated)
+    compact = {"epochs": 1, "batch_size": 16, "verbose": 0, "architecture": "compact"}
+    members = [fit(data, tmp_path / f"m{i}", FitConfig(**compact, init_seed=i), source=simulated).run_dir
+               for i in (1, 2)]
+
+    def manifest(folder):
+        with open(folder / "manifest.csv", newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def wider(name, base):  # ``base``'s rows plus bcc and simple-cubic crystals: two more classes
+        others = tmp_path / f"{name}_others"
+        build_dataset(structures.prototype_crystals(3, ["bcc", "simple-cubic"]), others, augment=2,
+                      space_groups=None, workers=1, progress=False)
+        a, b = read_dataset(base), read_dataset(others)
+        write_dataset(tmp_path / name, np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]),
+                      manifest(base) + manifest(others), {"grid": data.info["grid"]})
+        return fit(read_dataset(tmp_path / name), tmp_path / f"{name}_run", FitConfig(**compact),
+                   source=tmp_path / name).run_dir
+
+    with pytest.raises(EnsembleError, match="validation or test part"):
+        ensemble_runs(members, tmp_path / "leaky", outside=wider("leaky", simulated))
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import ablation_subset
+
+    assert ablation_subset.main([str(simulated), str(tmp_path / "safe"), "--outside-held-out-of", str(members[0]),
+                                 str(simulated)]) == 0
+    outside = wider("clean", tmp_path / "safe")
+    wide_classes = RunDir(outside).history()["classes"]
+    assert {221, 229} <= set(wide_classes) and set(data.classes) <= set(wide_classes)
+
+    ensemble_runs(members, tmp_path / "ens", outside=outside, outside_weight=0.3)
+    x = data.x[:16, :, None]
+    mean = np.mean([RunDir(m).load_keras().predict(x, verbose=0) for m in members], axis=0)
+    columns = [wide_classes.index(c) for c in data.classes]
+    wide = RunDir(outside).load_keras().predict(x, verbose=0)
+    expected = 0.7 * mean + 0.3 * wide[:, columns]
+    ens = RunDir(tmp_path / "ens")
+    assert np.allclose(ens.load_keras().predict(x, verbose=0), expected, atol=1e-6)
+    assert ens.history()["outside"]["weight"] == 0.3 and ens.classes() == data.classes
+    exported = export_model(ens.model_file, tmp_path / "ens.onnx", data=data)
+    probs = Model(exported.path).predict_proba(data.x[:16])
+    assert np.allclose(probs, expected, atol=1e-4) and np.all(none_of_these(probs) > 0)
+    with pytest.raises(EnsembleError, match="between 0 and 1"):
+        ensemble_runs(members, tmp_path / "bad", outside=outside, outside_weight=1.0)
+
+
 def test_init_from_starts_a_run_from_another_runs_best_weights(tf, simulated, tmp_path):
     """--init-from loads the earlier run's best weights into the same network (with its "none of
     these" output) and fine-tunes at 1e-4 then 1e-5; another network, split or the run's own

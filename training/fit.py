@@ -436,10 +436,11 @@ def in_class_view(model, n_classes: int):
 
 def leaves_remainder(model) -> bool:
     """Whether ``model`` (or a member of an ensemble) shows only the class outputs of a network
-    with a "none of these" output (:func:`in_class_view`), so its outputs may sum
-    to less than 1."""
+    with a "none of these" output (:func:`in_class_view`), or mixes in some outputs of a network
+    over more classes (``sgmine-train ensemble --outside``), so its outputs may sum to less than 1."""
     layers = list(getattr(model, "layers", []))
-    return any(layer.name == "in_class_probabilities" or leaves_remainder(layer) for layer in layers)
+    return any(layer.name in ("in_class_probabilities", "outside_classes") or leaves_remainder(layer)
+               for layer in layers)
 
 
 def _without_optimizer(model):
