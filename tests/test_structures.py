@@ -414,3 +414,35 @@ def test_layer_prototypes_have_graphite_and_lonsdaleite_geometry(kind, ratio, se
     if kind == "graphite":
         assert s.lattice.c / 2 == pytest.approx(3.345, abs=0.01)
     assert kind in LAYER_PROTOTYPES and kind not in ELEMENT_PROTOTYPES
+
+
+@pytest.mark.parametrize("kind, cation, anion, distance, neighbours, formula",
+                         [("rocksalt", "Mg", "O", 2.106, 6, "MgO"), ("fluorite", "Ce", "O", 2.343, 8, "CeO2")])
+def test_compound_prototypes_match_pymatgen(kind, cation, anion, distance, neighbours, formula):
+    """Rock salt MgO (a = 4.212 Å) and fluorite CeO2 (a = 5.411 Å): pymatgen finds Fm-3m, the
+    cation's coordination and the cation-anion distance; the drawn tasks are Fm-3m compounds
+    of a cation and an anion, written cation first, half of the fluorites antifluorites."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from training.structures import ANIONS, CATIONS, element_crystal, formula_of, prototype_crystals
+
+    s = element_crystal(kind, distance, element=cation, anion=anion)
+    pmg = Structure(Lattice(s.lattice.base), [a.element for a in s], [a.xyz for a in s])
+    assert SpacegroupAnalyzer(pmg, symprec=0.01).get_space_group_number() == 225
+    assert pmg.composition.reduced_formula == formula == formula_of(s)
+    d = np.array([n.nn_distance for n in pmg.get_neighbors(pmg[0], distance + 0.1)])
+    assert len(d) == neighbours and np.allclose(d, distance, atol=1e-3)
+    with pytest.raises(ValueError, match="anion"):
+        element_crystal(kind, distance, element=cation)
+    with pytest.raises(ValueError, match="anion"):
+        element_crystal("fcc", distance, element=cation, anion=anion)
+
+    records = [t.load() for t in prototype_crystals(40, [kind], seed=4, distance=(1.9, 3.3))]
+    assert {r.space_group for r in records} == {225}
+    first = [r.structure[0].element for r in records]
+    assert all(e in CATIONS for e in first)
+    assert all(a.element in CATIONS or a.element in ANIONS for r in records for a in r.structure)
+    if kind == "fluorite":
+        doubled = [r.formula for r in records if r.formula.startswith(r.structure[0].element + "2")]
+        assert 5 < len(doubled) < 35  # antifluorite (Li2O-like) about half of the time

@@ -867,12 +867,14 @@ def dataset_command(
     symprec: float = typer.Option(0.01, "--symprec", help="spglib distance tolerance (Å) for the labels."),
     max_atoms: int = typer.Option(400, "--max-atoms", help="Skip structures with more atoms than this in the cell."),
     prototypes: int = typer.Option(
-        0, "--prototypes", help="One-element crystals per element structure type (fcc, hcp, diamond, bcc, simple-cubic) in --space-groups."
+        0, "--prototypes", help="Crystals per prototype (one-element fcc, hcp, diamond, bcc, simple-cubic unless "
+        "--prototype-kinds says otherwise) in --space-groups."
     ),
     prototype_kinds: Optional[str] = typer.Option(
         None, "--prototype-kinds", help="Comma-separated prototypes for --prototypes (default: fcc,hcp,diamond,bcc,"
         "simple-cubic; also graphite, lonsdaleite: layers and hexagonal networks of short bonds, with "
-        "--prototype-distance about 1.35,1.65); those outside --space-groups are left out."
+        "--prototype-distance about 1.35,1.65; rocksalt, fluorite: compounds of a random cation and anion, with "
+        "--prototype-distance about 1.9,3.3); those outside --space-groups are left out."
     ),
     prototype_distance: str = typer.Option(
         "1.5,4.4", "--prototype-distance", help="Range of the prototypes' nearest-neighbour distances, Å, as LOW,HIGH "

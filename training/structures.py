@@ -680,6 +680,16 @@ PROTOTYPES: dict[str, tuple[int, tuple[tuple[float, float, float], ...], float, 
                  1 / math.sqrt(3), (2.55, 2.90)),
     "lonsdaleite": (194, ((1 / 3, 2 / 3, 1 / 16), (2 / 3, 1 / 3, 9 / 16), (2 / 3, 1 / 3, 15 / 16), (1 / 3, 2 / 3, 7 / 16)),
                     math.sqrt(3 / 8), (1.60, 1.68)),
+    # two-element structure types (COMPOUND_PROTOTYPES): the cation on the first four sites (fcc),
+    # the anion on the rest; the distance is the cation-anion one. Rock salt (NaCl, MgO, MnO, TiC)
+    # and fluorite (CaF2, CeO2; with the two swapped, antifluorite: Li2O, Mg2Sn)
+    "rocksalt": (225, ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0),
+                       (0.5, 0, 0), (0.5, 0.5, 0.5), (0, 0, 0.5), (0, 0.5, 0)), 0.5, None),
+    "fluorite": (225, ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)) + tuple(
+        (x + d, y + d, z + d)
+        for x, y, z in ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0))
+        for d in (0.25, 0.75)
+    ), math.sqrt(3) / 4, None),
 }
 #: The prototypes ``sgmine-train dataset --prototypes`` makes unless ``--prototype-kinds`` says
 #: otherwise (every dataset before 2026-12-02 was built with these).
@@ -687,6 +697,11 @@ ELEMENT_PROTOTYPES = ("fcc", "hcp", "diamond", "bcc", "simple-cubic")
 #: The layered and hexagonal networks of short bonds (``--prototype-kinds graphite,lonsdaleite``
 #: with ``--prototype-distance`` about 1.35,1.65).
 LAYER_PROTOTYPES = ("graphite", "lonsdaleite")
+#: Two-element prototypes: kind -> how many of its sites (the first) hold the cation; the anion
+#: holds the rest. Cation and anion are drawn from :data:`CATIONS` and :data:`ANIONS` and
+#: swapped half the time (antifluorite; no change for rock salt). ``--prototype-kinds
+#: rocksalt,fluorite`` with ``--prototype-distance`` about 1.9,3.3 (Li-H 2.04 to K-Br 3.30).
+COMPOUND_PROTOTYPES: dict[str, int] = {"rocksalt": 4, "fluorite": 4}
 #: Nearest-neighbour distances drawn for the prototypes, Å: from C–C 1.54 (diamond) to Sr–Sr 4.3
 #: (fcc), so that fcc Pb (3.50), Ce, Th, Yb and Ca (3.95) are covered. The runtime refuses a
 #: first peak beyond 4.5 Å as not a G(r) (``sgmine.plausibility``), so larger ones are not drawn.
@@ -701,7 +716,8 @@ LEGACY_NEIGHBOUR_DISTANCE = (2.3, 3.3)
 class PrototypeCrystal:
     """A task: prototype ``kind`` (:data:`PROTOTYPES`) of one element, with a nearest-neighbour
     distance (and c/a) drawn from ``(seed, kind, index)``. The PDF of a one-element crystal does
-    not depend on which element it is, only on the lattice."""
+    not depend on which element it is, only on the lattice. A compound prototype
+    (:data:`COMPOUND_PROTOTYPES`) also draws its cation and anion, whose weights shape the PDF."""
 
     kind: str
     index: int
@@ -716,6 +732,15 @@ class PrototypeCrystal:
     def load(self, symprec: float = SYMPREC) -> StructureRecord:
         c_over_a = PROTOTYPES[self.kind][3]
         rng = np.random.default_rng([int(self.seed), int(self.index), list(PROTOTYPES).index(self.kind)])
+        if self.kind in COMPOUND_PROTOTYPES:
+            cation = _weighted_choice(rng, CATIONS, set())
+            anion = _weighted_choice(rng, ANIONS, {cation})
+            pair = (cation, anion) if rng.random() < 0.5 else (anion, cation)
+            crystal = element_crystal(self.kind, float(rng.uniform(*self.distance)), element=pair[0], anion=pair[1])
+            # the cation's atoms first, so the formula reads as in the tables (MgO, Li2O) and a
+            # compound held out there is recognised as the same split group
+            crystal = type(crystal)(sorted(crystal, key=lambda atom: atom.element != cation), lattice=crystal.lattice)
+            return label(crystal, self.structure_id, f"prototype:{self.kind}", symprec)
         element = str(rng.choice(list(ELEMENTS)))
         distance = float(rng.uniform(*self.distance))
         ratio = None if c_over_a is None else float(rng.uniform(*c_over_a))
@@ -723,18 +748,23 @@ class PrototypeCrystal:
         return label(structure, self.structure_id, f"prototype:{self.kind}", symprec)
 
 
-def element_crystal(kind: str, distance: float, *, element: str = "Cu", c_over_a: float | None = None) -> Any:
+def element_crystal(kind: str, distance: float, *, element: str = "Cu", c_over_a: float | None = None,
+                    anion: str | None = None) -> Any:
     """A diffpy Structure of prototype ``kind`` (:data:`PROTOTYPES`) made of ``element``, with
     nearest neighbours at ``distance`` Å; ``c_over_a`` is the hexagonal prototypes' c/a (required
-    for them, refused for the cubic ones)."""
+    for them, refused for the cubic ones). A compound prototype (:data:`COMPOUND_PROTOTYPES`)
+    needs ``anion`` for its other sites; ``element`` then takes the cation sites."""
     from diffpy.structure import Atom, Lattice, Structure
 
     _, sites, nn, ratios = PROTOTYPES[kind]
     if (ratios is None) != (c_over_a is None):
         raise ValueError(f"{kind}: c/a is {'not ' if ratios is None else ''}a setting of this prototype")
+    if (kind in COMPOUND_PROTOTYPES) != (anion is not None):
+        raise ValueError(f"{kind}: an anion is {'' if kind in COMPOUND_PROTOTYPES else 'not '}a setting of this prototype")
     a = distance / nn
     lattice = Lattice(a, a, a, 90, 90, 90) if c_over_a is None else Lattice(a, a, a * c_over_a, 90, 90, 120)
-    return Structure([Atom(element, xyz=xyz) for xyz in sites], lattice=lattice)
+    cations = COMPOUND_PROTOTYPES.get(kind, len(sites))
+    return Structure([Atom(element if i < cations else anion, xyz=xyz) for i, xyz in enumerate(sites)], lattice=lattice)
 
 
 def prototype_crystals(n: int, kinds: list[str], seed: int = 0, *,
