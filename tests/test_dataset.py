@@ -17,9 +17,9 @@ from training import dataset, structures  # noqa: E402
 from training.dataset import (  # noqa: E402
     Augmentation,
     BuildError,
+    augmentation_of,
     build_dataset,
     nominal_variant,
-    augmentation_of,
     sample_variants,
     simulate_variants,
     structure_rng,
