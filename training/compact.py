@@ -33,18 +33,37 @@ STAGES: tuple[tuple[int, int], ...] = ((32, 9), (64, 7), (128, 5), (128, 3))
 HIDDEN = 256
 
 
-def build_model(num_classes: int, npoints: int = NPOINTS, *, dropout: float = DROPOUT, width: int = 1):
-    """Return the (uncompiled) compact Keras model for ``num_classes`` groups on ``npoints`` points,
-    with ``dropout`` before each dense layer and ``width`` times the filters and dense units."""
-    import keras
-    from keras import layers, regularizers
-
+def check_options(num_classes: int, *, dropout: float, width: int) -> None:
+    """``ValueError`` unless there are two classes or more, ``0 <= dropout < 1`` and ``width >= 1``
+    (the settings of this network and of :mod:`training.resnet`)."""
     if num_classes < 2:
         raise ValueError(f"the CNN needs at least 2 classes, got {num_classes}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
+
+
+def classifier_head(x, num_classes: int, *, dropout: float, width: int):
+    """Dropout -> Dense(HIDDEN * width, relu) -> Dropout -> Dense(num_classes, softmax) on the
+    features ``x``: the end of this network and of :mod:`training.resnet`."""
+    from keras import layers, regularizers
+
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(HIDDEN * width, activation="relu", kernel_regularizer=regularizers.l2(L2))(x)
+    x = layers.Dropout(dropout)(x)
+    return layers.Dense(
+        num_classes, activation="softmax", kernel_regularizer=regularizers.l2(L2), name="probabilities"
+    )(x)
+
+
+def build_model(num_classes: int, npoints: int = NPOINTS, *, dropout: float = DROPOUT, width: int = 1):
+    """Return the (uncompiled) compact Keras model for ``num_classes`` groups on ``npoints`` points,
+    with ``dropout`` before each dense layer and ``width`` times the filters and dense units."""
+    import keras
+    from keras import layers, regularizers
+
+    check_options(num_classes, dropout=dropout, width=width)
 
     def batch_norm() -> layers.Layer:
         return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
@@ -57,10 +76,4 @@ def build_model(num_classes: int, npoints: int = NPOINTS, *, dropout: float = DR
         if i < len(STAGES) - 1:
             x = layers.MaxPooling1D(2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(HIDDEN * width, activation="relu", kernel_regularizer=regularizers.l2(L2))(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(
-        num_classes, activation="softmax", kernel_regularizer=regularizers.l2(L2), name="probabilities"
-    )(x)
-    return keras.Model(inputs, outputs, name="sgmine_compact_cnn")
+    return keras.Model(inputs, classifier_head(x, num_classes, dropout=dropout, width=width), name="sgmine_compact_cnn")

@@ -88,26 +88,17 @@ def build_ensemble(members: list, *, outside=None, columns: list[int] | None = N
     return keras.Model(inputs, mixed, name="sgmine_ensemble")
 
 
-def _seen_groups(run: RunDir) -> set[str]:
-    """Split groups (composition and group) of the rows ``run`` trained or early-stopped on."""
+def _split_groups(run: RunDir, parts: tuple[str, ...]) -> set[str]:
+    """Split groups (composition and group) of the rows in ``parts`` of ``run``'s split
+    (``"train"``, ``"validation"``, ``"test"``) of its dataset."""
     from training.datafiles import read_dataset
 
-    data = read_dataset(_data_path(run))
+    path = _data_path(run)
+    data = read_dataset(path)
     if data.groups is None:
-        raise EnsembleError(f"{_data_path(run)} has no split groups (manifest.csv), so the outside run cannot be checked")
+        raise EnsembleError(f"{path} has no split groups (manifest.csv), so the outside run cannot be checked")
     split = run.split(len(data))
-    return set(data.groups[np.concatenate([split.train, split.validation])])
-
-
-def _held_out_groups(run: RunDir) -> set[str]:
-    """Split groups of ``run``'s validation and test rows."""
-    from training.datafiles import read_dataset
-
-    data = read_dataset(_data_path(run))
-    if data.groups is None:
-        raise EnsembleError(f"{_data_path(run)} has no split groups (manifest.csv), so the outside run cannot be checked")
-    split = run.split(len(data))
-    return set(data.groups[np.concatenate([split.validation, split.test])])
+    return set(data.groups[np.concatenate([getattr(split, part) for part in parts])])
 
 
 def _data_path(run: RunDir) -> Path:
@@ -124,7 +115,7 @@ def check_outside(outside: RunDir, classes: tuple[int, ...], first: RunDir) -> l
     missing = [c for c in classes if c not in outside_classes]
     if missing:
         raise EnsembleError(f"{outside.path} has no output for space groups {missing}")
-    seen = _seen_groups(outside) & _held_out_groups(first)
+    seen = _split_groups(outside, ("train", "validation")) & _split_groups(first, ("validation", "test"))
     if seen:
         raise EnsembleError(f"{outside.path} trained on {len(seen)} structures of the members' validation or test part "
                             f"(e.g. {sorted(seen)[:3]}); build its data with ablation_subset.py --outside-held-out-of")

@@ -14,7 +14,7 @@ sits. Read top to bottom:
     -> ResidualBlock(128, 3) -> MaxPooling1D(2)                       npoints/8
     -> ResidualBlock(128, 3)
     -> [GlobalAveragePooling1D, GlobalMaxPooling1D] concatenated     256 features
-    -> Dropout -> Dense(256, relu) -> Dropout -> Dense(classes, softmax)
+    -> Dropout -> Dense(256, relu) -> Dropout -> Dense(classes, softmax)   (training.compact.classifier_head)
 
     ResidualBlock(f, k): x -> Conv1D(f, k) -> BN -> ReLU -> Conv1D(f, k) -> BN -> (+ shortcut) -> ReLU,
     the shortcut a Conv1D(f, 1) + BN where the channel count changes, else x itself.
@@ -28,12 +28,12 @@ default 209-point grid, as the compact network.
 from __future__ import annotations
 
 from training.cnn import BN_EPSILON, BN_MOMENTUM, DROPOUT, L2, NPOINTS
+from training.compact import check_options, classifier_head
 
 #: (filters, kernel size) of the residual blocks; each but the last is followed by pooling.
 BLOCKS: tuple[tuple[int, int], ...] = ((32, 5), (64, 5), (128, 3), (128, 3))
 #: (filters, kernel size) of the first convolution.
 STEM = (32, 9)
-HIDDEN = 256
 
 
 def build_model(num_classes: int, npoints: int = NPOINTS, *, dropout: float = DROPOUT, width: int = 1):
@@ -42,12 +42,7 @@ def build_model(num_classes: int, npoints: int = NPOINTS, *, dropout: float = DR
     import keras
     from keras import layers, regularizers
 
-    if num_classes < 2:
-        raise ValueError(f"the CNN needs at least 2 classes, got {num_classes}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if width < 1:
-        raise ValueError(f"width must be at least 1, got {width}")
+    check_options(num_classes, dropout=dropout, width=width)
 
     def batch_norm() -> layers.Layer:
         return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
@@ -71,10 +66,4 @@ def build_model(num_classes: int, npoints: int = NPOINTS, *, dropout: float = DR
         if i < len(BLOCKS) - 1:
             x = layers.MaxPooling1D(2)(x)
     x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(HIDDEN * width, activation="relu", kernel_regularizer=regularizers.l2(L2))(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(
-        num_classes, activation="softmax", kernel_regularizer=regularizers.l2(L2), name="probabilities"
-    )(x)
-    return keras.Model(inputs, outputs, name="sgmine_resnet")
+    return keras.Model(inputs, classifier_head(x, num_classes, dropout=dropout, width=width), name="sgmine_resnet")
