@@ -22,7 +22,7 @@ score with ``eval_measured.py --held-out``:
 test part of RUN's split of DATASET: training rows for another model (e.g. one over the 45
 groups) that must not see the structures RUN is judged on:
 
-    python benchmarks/ablation_subset.py datasets/sg45 datasets/sg45_v5train variant=0 \
+    python benchmarks/ablation_subset.py datasets/sg45 datasets/sg45_v5train \
         --outside-held-out-of runs/m4 datasets/v5 --exclude-overlap datasets/ood_heldout5
 
 The new folder holds ``dataset.npz``, ``dataset.json`` and ``manifest.csv`` (no x.csv:

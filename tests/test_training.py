@@ -617,10 +617,11 @@ def test_an_outside_run_over_more_classes_joins_the_remainder(tf, simulated, tmp
         with open(folder / "manifest.csv", newline="") as fh:
             return list(csv.DictReader(fh))
 
-    def wider(name, base):  # ``base``'s rows plus bcc and simple-cubic crystals: two more classes
-        others = tmp_path / f"{name}_others"
-        build_dataset(structures.prototype_crystals(3, ["bcc", "simple-cubic"]), others, augment=2,
-                      space_groups=None, workers=1, progress=False)
+    others = tmp_path / "others"  # bcc and simple-cubic crystals: two more classes
+    build_dataset(structures.prototype_crystals(3, ["bcc", "simple-cubic"]), others, augment=2,
+                  space_groups=None, workers=1, progress=False)
+
+    def wider(name, base):  # ``base``'s rows plus ``others``
         a, b = read_dataset(base), read_dataset(others)
         write_dataset(tmp_path / name, np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]),
                       manifest(base) + manifest(others), {"grid": data.info["grid"]})
