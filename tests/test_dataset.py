@@ -255,6 +255,33 @@ def test_dataset_command_with_neutron_and_particle_options_writes_them_to_the_ma
                                                                       str(tmp_path / "c")]).output)
 
 
+def test_grid_option_puts_every_row_on_that_grid_and_says_so(tmp_path):
+    """--grid RMIN,RMAX,NPOINTS: rows of NPOINTS values, each the runtime's resampling onto that grid
+    (the nominal Ni row checked against the simulator), and the grid in dataset.json."""
+    from typer.testing import CliRunner
+
+    from sgmine.simulate import PDFParams, pair_table, pdf, read_structure
+    from training.cli import app
+    from training.datafiles import read_dataset
+
+    out = tmp_path / "ds"
+    args = ["dataset", "--cif-dir", str(DATA), "--augment", "2", "--workers", "1", "--grid", "1.5, 20, 371"]
+    result = CliRunner().invoke(app, args + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = read_dataset(out)
+    grid = Grid(rmin=1.5, rmax=20.0, npoints=371)
+    assert data.grid == grid and data.x.shape == (4, 371)
+    nominal = nominal_variant()
+    r = np.arange(1.0, nominal.rmax + 1e-6, 0.01)
+    params = PDFParams(qmax=nominal.qmax, qdamp=nominal.qdamp, uiso=nominal.uiso, delta2=nominal.delta2)
+    g = pdf(pair_table(read_structure(DATA / "Ni.cif"), rmax=30.0), r, params, strain=nominal.strain)
+    ni = [i for i, row in enumerate(data.manifest) if row["variant"] == "0" and "Ni" in row["source"]]
+    np.testing.assert_allclose(data.x[ni[0]], resample(r, g, grid).values, atol=1e-6)
+    for bad in ("1.5,30", "30,1.5,209", "1.5,30,1", "a,b,c"):
+        refused = CliRunner().invoke(app, args[:-2] + ["--grid", bad, "--out", str(tmp_path / "bad")])
+        assert refused.exit_code != 0 and "RMIN,RMAX,NPOINTS" in _flat(refused.output), bad
+
+
 def _flat(text: str) -> str:
     """The output with rich's line wrapping (terminal width) undone."""
     return " ".join(text.split())

@@ -690,3 +690,41 @@ def test_init_from_starts_a_run_from_another_runs_best_weights(tf, simulated, tm
         fit(data, first, FitConfig(epochs=1, init_from=str(first), **base))
     with pytest.raises(FileNotFoundError, match="best.weights.h5"):
         fit(data, tmp_path / "none", FitConfig(epochs=1, init_from=str(tmp_path / "missing"), **base))
+
+
+def test_a_model_on_another_grid_carries_it_to_the_runtime(tf, tmp_path, data_dir):
+    """A dataset built on a finer, shorter grid (``--grid``) trains the compact network at that
+    width, and the exported file tells the runtime the grid: ``sgmine scan`` puts a measured file
+    on it, and the scores are the network's on the same resampled curve."""
+    pytest.importorskip("pyxtal")
+    from sgmine.gr import read_gr
+    from sgmine.grid import Grid, resample
+    from sgmine.model import Model
+    from sgmine.scan import predict
+    from training import structures
+    from training.dataset import build_dataset
+    from training.datafiles import read_dataset
+    from training.export import export_model
+    from training.fit import FitConfig, fit
+    from training.run import RunDir
+
+    grid = Grid(rmin=1.5, rmax=20.0, npoints=371)
+    tasks = structures.cif_directory(data_dir) + structures.synthetic_crystals(7, list(GROUPS), seed=3)
+    build_dataset(tasks, tmp_path / "data", augment=4, seed=3, space_groups=GROUPS, workers=1, grid=grid, progress=False)
+    data = read_dataset(tmp_path / "data")
+    assert data.grid == grid and data.x.shape[1] == 371
+    run = fit(data, tmp_path / "run", FitConfig(epochs=1, batch_size=16, verbose=0, architecture="compact"),
+              source=tmp_path / "data")
+    network = RunDir(run.run_dir).load_keras()
+    assert network.input_shape == (None, 371, 1)
+
+    model = Model(export_model(run.model_path, tmp_path / "fine.onnx", data=data).path)
+    assert model.info.grid == grid
+    curve = read_gr(data_dir / "Ni.gr")
+    on_grid = resample(curve.r, curve.g, grid).values
+    expected = network.predict(on_grid[None, :, None], verbose=0)[0]
+    np.testing.assert_allclose(model.predict_proba(on_grid[None, :])[0], expected, atol=1e-4)
+    scanned = predict(data_dir / "Ni.gr", top_k=3, model=model)[0]
+    assert scanned.ok and scanned.r_max == pytest.approx(20.0, abs=0.02)  # cut at the grid's 20 Å
+    best = int(np.argmax(expected))
+    assert scanned.candidates[0].space_group == model.info.classes[best]

@@ -812,6 +812,16 @@ def parse_distance_range(text: str) -> tuple[float, float]:
     return _low_high(text, what="distances in Å", example="1.5,4.4")
 
 
+def parse_grid(text: str) -> Grid:
+    """``"1.5,30,571"`` -> ``Grid(rmin=1.5, rmax=30, npoints=571)``: the model grid of a dataset
+    (interpolation and normalisation stay the runtime's defaults)."""
+    try:
+        rmin, rmax, npoints = text.replace(" ", "").split(",")
+        return Grid(rmin=float(rmin), rmax=float(rmax), npoints=int(npoints))
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected the grid as RMIN,RMAX,NPOINTS (e.g. 1.5,30,209), got {text!r}: {exc}") from None
+
+
 def parse_prototype_kinds(text: Optional[str]) -> tuple[str, ...]:
     """``"graphite,lonsdaleite"`` -> the kinds, checked against :data:`training.structures.PROTOTYPES`;
     ``None`` -> :data:`training.structures.ELEMENT_PROTOTYPES`."""
@@ -915,6 +925,10 @@ def dataset_command(
     max_structures: int = typer.Option(
         0, "--max-structures", help="Use a random sample (from --seed) of this many of the structures found (0 = all)."
     ),
+    grid: str = typer.Option(
+        "1.5,30,209", "--grid", help="The model grid as RMIN,RMAX,NPOINTS (Å, Å, points; default: spacegroupMining's "
+        "1.5-30 Å on 209 points). A model trained on the dataset carries its grid in its ONNX metadata."
+    ),
     fresh: bool = typer.Option(False, "--fresh", help="Delete shards of an earlier, different build in OUT/work."),
     description: Optional[str] = typer.Option(None, "--description", help="Text for the model's training_data metadata."),
 ) -> None:
@@ -932,6 +946,7 @@ def dataset_command(
     console = Console(stderr=True)
     groups = parse_space_groups(space_groups)
     distance = parse_distance_range(prototype_distance)
+    model_grid = parse_grid(grid)
     if (synthetic or molecular) and groups is None:
         raise typer.BadParameter("--synthetic and --molecular need a list of --space-groups, not 'all'")
     try:
@@ -943,7 +958,7 @@ def dataset_command(
         )
         summary = build_dataset(
             tasks, out, augment=augment, seed=seed, space_groups=groups, workers=workers, scheduler=scheduler,
-            shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants,
+            shard_size=shard_size, symprec=symprec, max_atoms=max_atoms, fresh=fresh, variants=variants, grid=model_grid,
             scale=parse_scale_range(scale) if scale else None,
             augmentation=augmentation_of(realism=realism, neutron_probability=neutron_probability,
                                          negative_scatterers=negative_scatterers,
