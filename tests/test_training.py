@@ -702,8 +702,8 @@ def test_a_model_on_another_grid_carries_it_to_the_runtime(tf, tmp_path, data_di
     from sgmine.model import Model
     from sgmine.scan import predict
     from training import structures
-    from training.dataset import build_dataset
     from training.datafiles import read_dataset
+    from training.dataset import build_dataset
     from training.export import export_model
     from training.fit import FitConfig, fit
     from training.run import RunDir
