@@ -925,9 +925,9 @@ def dataset_command(
     max_structures: int = typer.Option(
         0, "--max-structures", help="Use a random sample (from --seed) of this many of the structures found (0 = all)."
     ),
-    grid: str = typer.Option(
-        "1.5,30,209", "--grid", help="The model grid as RMIN,RMAX,NPOINTS (Å, Å, points; default: spacegroupMining's "
-        "1.5-30 Å on 209 points). A model trained on the dataset carries its grid in its ONNX metadata."
+    grid: Optional[str] = typer.Option(
+        None, "--grid", help="The model grid as RMIN,RMAX,NPOINTS (Å, Å, points; default: sgmine.grid.Grid's, "
+        "spacegroupMining's 1.5-30 Å on 209 points). A model trained on the dataset carries its grid in its ONNX metadata."
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Delete shards of an earlier, different build in OUT/work."),
     description: Optional[str] = typer.Option(None, "--description", help="Text for the model's training_data metadata."),
@@ -946,7 +946,7 @@ def dataset_command(
     console = Console(stderr=True)
     groups = parse_space_groups(space_groups)
     distance = parse_distance_range(prototype_distance)
-    model_grid = parse_grid(grid)
+    model_grid = parse_grid(grid) if grid is not None else Grid()
     if (synthetic or molecular) and groups is None:
         raise typer.BadParameter("--synthetic and --molecular need a list of --space-groups, not 'all'")
     try:
