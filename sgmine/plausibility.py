@@ -6,6 +6,10 @@ the physics of a pair distribution function, when a curve should get no answer
 (:attr:`Verdict.refusal`: an error row) or an answer not to be trusted
 (:attr:`Verdict.doubts`: ``in_domain = false``).
 
+Every command reads a file through the same checks: :func:`check_file` (what the file declares,
+then what its curve looks like) for ``sgmine identify``; ``sgmine scan`` and ``refine`` make the
+same two checks, the first before and the second after putting the curve on the model's grid.
+
 What the file declares (:func:`declared_quantity`):
 
 - PDFgetX3 / xPDFsuite ``outputtype = iq | sq | fq`` (``gr`` is a G(r));
@@ -38,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from sgmine import rmcprofile
 
 #: Spatial frequency (Å⁻¹) above which a G(r) has no variation (Qmax of real PDFs ≤ ~50 Å⁻¹).
 NOISE_Q = 60.0
@@ -290,3 +296,26 @@ def check_curve(
         doubts.append(f"one spatial frequency carries {single:.0%} of its variation (a sine?), "
                       "unlike a G(r)")
     return Verdict(doubts=tuple(doubts))
+
+
+def check_file(curve, *, rmax: float = 30.0) -> Verdict:
+    """The checks every command makes on a file it has read: :func:`declared_quantity`, then
+    :func:`check_curve` (on the PDFgui-convention curve of an RMCProfile-format file).
+
+    Parameters
+    ----------
+    curve
+        A :class:`sgmine.gr.Curve` as :func:`sgmine.gr.read_gr` returns it.
+    rmax
+        The end of the r-range that the command uses, Å.
+
+    Returns
+    -------
+    Verdict
+        A refusal (the file says, or its curve shows, that it is not a G(r)), doubts, or neither.
+    """
+    declared = declared_quantity(metadata=curve.metadata, header_lines=curve.header_lines, source=curve.source)
+    if declared is not None:
+        return Verdict(declared)
+    g = rmcprofile.to_pdfgui(curve.r, curve.g) if rmcprofile.is_rmcprofile(curve.header_lines) else curve.g
+    return check_curve(curve.r, g, rmax=rmax, span=curve.span)

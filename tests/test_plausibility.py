@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sgmine import predict, read_gr
-from sgmine.plausibility import check_curve, declared_quantity
+from sgmine.plausibility import check_curve, check_file, declared_quantity
 from sgmine.rmcprofile import is_rmcprofile, to_pdfgui
 
 HERE = Path(__file__).parent
@@ -37,6 +37,34 @@ def test_each_curve_that_is_not_a_gr(case, template_model):
         assert str(NOT_GR) not in pred.message  # the file column already names it
 
 
+@pytest.mark.parametrize("case", [row for row in EXPECTED if "does not overlap" not in row["text"]],
+                         ids=lambda row: row["file"])
+def test_every_command_refuses_what_scan_refuses(case):
+    """check_file (identify's reading) refuses exactly the files that scan refuses, for the same
+    reason; only the overlap with the model's r-range is scan's own."""
+    verdict = check_file(read_gr(NOT_GR / case["file"]))
+    if case["outcome"] == "error":
+        assert verdict.refusal is not None and case["text"] in verdict.refusal
+    else:
+        assert verdict.refusal is None
+
+
+def test_identify_refuses_an_iq_file(tmp_path):
+    """`sgmine identify` on a file whose header says outputtype = iq: an error row, exit 1, and
+    no structure screened or refined (it used to "identify" such a file)."""
+    pytest.importorskip("sgmine_diffpy", reason="the sgmine-diffpy plugin is not installed")
+    from typer.testing import CliRunner
+
+    from sgmine.cli import app
+
+    out = tmp_path / "iq.csv"
+    result = CliRunner().invoke(app, ["identify", str(NOT_GR / "outputtype_iq.gr"), "--library",
+                                      str(ROOT / "examples" / "cifs"), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["status"] == "error" and "outputtype = iq" in row["message"] and row["structure_id"] == ""
+
+
 @pytest.mark.skipif(not (SHARED / "measured").is_dir(), reason="../shared/data is not there")
 def test_shared_measured_files_are_all_there():
     assert len(REAL) >= 30
@@ -51,7 +79,7 @@ def test_real_measured_files_stay_accepted(path, template_model):
     assert pred.doubts == [] and pred.in_domain is None
     curve = read_gr(path)
     g = to_pdfgui(curve.r, curve.g) if is_rmcprofile(curve.header_lines) else curve.g
-    assert check_curve(curve.r, g).trusted
+    assert check_curve(curve.r, g).trusted and check_file(curve).trusted
 
 
 def test_header_and_suffix_say_what_the_data_are():

@@ -318,6 +318,7 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     the rows then hold one error row and the summary says why. ``use_elements=False`` ignores
     the elements the header names (:func:`_choose`)."""
     from sgmine.gr import ReadError, read_gr
+    from sgmine.plausibility import check_file
     from sgmine_diffpy.screen import screen
 
     start = time.perf_counter()
@@ -326,6 +327,9 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         curve = read_gr(path)
     except (ReadError, OSError, ValueError) as exc:
         return _failed(summary, str(exc), start)
+    refusal = check_file(curve, rmax=rmax).refusal  # the checks of scan and refine
+    if refusal is not None:
+        return _failed(summary, f"{path}: {refusal}", start)
     summary.cnn, cnn_note = _cnn(path, model)
     rad, q, d, notes = file_settings(curve, qmax, qdamp, radiation)
     summary.radiation, summary.qmax = rad, q
