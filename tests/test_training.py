@@ -728,3 +728,48 @@ def test_a_model_on_another_grid_carries_it_to_the_runtime(tf, tmp_path, data_di
     assert scanned.ok and scanned.r_max == pytest.approx(20.0, abs=0.02)  # cut at the grid's 20 Å
     best = int(np.argmax(expected))
     assert scanned.candidates[0].space_group == model.info.classes[best]
+
+
+def test_init_from_an_onnx_file_starts_from_its_member(tf, simulated, tmp_path):
+    """--init-from MODEL.onnx --member K: the run's network starts as member K of the exported
+    ensemble (same outputs on the dataset's curves), history.json names the file, and a file of
+    other classes, a missing member or --member without a file are refused before training."""
+    import json
+
+    import numpy as np
+
+    from training.datafiles import read_dataset
+    from training.ensemble import ensemble_runs
+    from training.export import export_model
+    from training.fit import FitConfig, _model, fit
+    from training.onnx_keras import member_probabilities, read_onnx
+    from training.run import RunDir
+
+    data = read_dataset(simulated)
+    base = dict(batch_size=16, verbose=0, architecture="compact")
+    members = [fit(data, tmp_path / f"m{i}", FitConfig(epochs=1, init_seed=i, **base), source=simulated).run_dir
+               for i in (1, 2)]
+    ensemble_runs(members, tmp_path / "ens")
+    shipped = export_model(RunDir(tmp_path / "ens").model_file, tmp_path / "ens.onnx", data=data).path
+
+    config = FitConfig(epochs=2, init_from=str(shipped), init_member=1, **base)
+    start = _model(RunDir(tmp_path / "start"), data, config, None)
+    x = data.x[:32, :, None]
+    np.testing.assert_allclose(start.predict(x, verbose=0), member_probabilities(read_onnx(shipped), x, 1), atol=1e-5)
+
+    tuned = fit(data, tmp_path / "tuned", config, source=simulated)
+    assert tuned.history["learning_rate"] == pytest.approx([1e-4, 1e-5])
+    record = json.loads(RunDir(tuned.run_dir).history_file.read_text())
+    assert record["warm_start"]["member"] == 1 and len(record["warm_start"]["sha256"]) == 64
+
+    with pytest.raises(ValueError, match="choose one with --member"):
+        fit(data, tmp_path / "which", FitConfig(epochs=1, init_from=str(shipped), **base))
+    with pytest.raises(ValueError, match="member 2 does not exist"):
+        fit(data, tmp_path / "third", FitConfig(epochs=1, init_from=str(shipped), init_member=2, **base))
+    with pytest.raises(ValueError, match="--member picks a network of an --init-from ONNX file"):
+        FitConfig(epochs=1, init_member=0, **base)
+    fewer = read_dataset(simulated)
+    fewer.classes = fewer.classes[:-1] + (230,)
+    with pytest.raises(ValueError, match="its classes are"):
+        fit(fewer, tmp_path / "classes", FitConfig(epochs=1, init_from=str(shipped), init_member=0, **base))
+    assert not any((tmp_path / name).exists() for name in ("which", "third", "classes"))

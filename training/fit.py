@@ -273,8 +273,17 @@ class FitConfig:
     outlier_target: str = "uniform"
     #: run directory whose best weights this run starts from (a fine-tune on more data): it must
     #: have this run's architecture, width, dropout, outlier target, classes and split
-    #: (:func:`check_init_from`); the schedule is then :data:`FINE_TUNE_STEPS`
+    #: (:func:`check_init_from`); or an exported ``.onnx`` file (a shipped model) whose network,
+    #: or member ``init_member`` of its ensemble, this run's network is rebuilt from
+    #: (:mod:`training.onnx_keras`); the schedule is then :data:`FINE_TUNE_STEPS`
     init_from: str | None = None
+    #: which member of the ``init_from`` ONNX ensemble to start from (0-based); None for a file of one network
+    init_member: int | None = None
+
+    @property
+    def warm_start_file(self) -> bool:
+        """Whether the run starts from an exported ONNX file rather than a run directory."""
+        return self.init_from is not None and Path(self.init_from).suffix == ".onnx"
 
     @property
     def none_of_these_output(self) -> bool:
@@ -296,6 +305,10 @@ class FitConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.width is not None and self.width < 1:
             raise ValueError(f"width must be at least 1, got {self.width}")
+        if self.init_member is not None and not self.warm_start_file:
+            raise ValueError("--member picks a network of an --init-from ONNX file; give one")
+        if self.init_member is not None and self.init_member < 0:
+            raise ValueError(f"--member must be 0 or more, got {self.init_member}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -512,7 +525,7 @@ def fit(
     x_train, y_train, w_train, counts = _training_rows(data, x, y, weights, split, outliers, config, more)
 
     keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
-    model = _model(run, data, config, state)
+    model = _model(run, data, config, state, x_train=x_train)
 
     history: dict[str, list[float]] = {k: list(v) for k, v in (state or {}).get("history", {}).items()}
     initial_epoch = int(state["epoch"]) + 1 if state else 0
@@ -567,7 +580,11 @@ def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> t
             raise ValueError(f"{run.path} was trained on classes {previous.get('classes')}, this dataset has {list(data.classes)}")
     else:
         split = make_split(data, config)
-        if config.init_from is not None:
+        if config.warm_start_file:
+            from training.onnx_keras import check_warm_start
+
+            check_warm_start(config.init_from, data, member=config.init_member)
+        elif config.init_from is not None:
             check_init_from(RunDir(config.init_from), data, config, split)
         run.path.mkdir(parents=True, exist_ok=True)
         run.save_split(split, len(data))
@@ -614,9 +631,13 @@ def _training_rows(data: Dataset, x: np.ndarray, y: np.ndarray, weights: dict[in
     return x_train, y_train, w_train, counts
 
 
-def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] | None):
+def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] | None, *,
+           x_train: np.ndarray | None = None):
     """The model to train, built where :func:`distribution_scope` says: the last checkpoint when
-    resuming (``state``), else a new compiled network of ``config.architecture``."""
+    resuming (``state``), else a new compiled network of ``config.architecture``, with the weights
+    of ``config.init_from`` when given (an ONNX file's member gets the BatchNormalization
+    statistics of the training curves ``x_train``, default all of ``data``: see
+    :func:`training.onnx_keras.warm_start`)."""
     import keras
 
     from training.cnn import compile_model
@@ -629,7 +650,12 @@ def _model(run: RunDir, data: Dataset, config: FitConfig, state: dict[str, Any] 
                                data.x.shape[1], dropout=config.dropout, width=config.width),
             learning_rate=schedule(config)(0), steps_per_execution=config.steps_per_execution,
         )
-        if config.init_from is not None:
+        if config.warm_start_file:
+            from training.onnx_keras import warm_start
+
+            warm_start(model, config.init_from, data.x[:, :, None] if x_train is None else x_train,
+                       member=config.init_member)
+        elif config.init_from is not None:
             with warnings.catch_warnings():  # the earlier run's optimizer state is not wanted: a fresh Adam
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 model.load_weights(RunDir(config.init_from).checkpoints / "best.weights.h5")
@@ -668,6 +694,8 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
     the deviations from the reference recipe and the environment."""
     import keras
 
+    from training.onnx_keras import warm_start_record
+
     return {
         "history": history,
         "best_epoch": best_epoch,
@@ -685,6 +713,7 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
         "data": {"path": str(Path(source).resolve()) if source else None, "description": data.description, "n_rows": len(data), "counts": {str(k): v for k, v in data.class_counts().items()},
                  "grid": data.grid.as_dict()},
         "architecture": config.architecture,
+        **({"warm_start": warm_start_record(config.init_from, config.init_member)} if config.warm_start_file else {}),
         "deviations": [
             f"early stopping min_delta={config.min_delta} on val_accuracy (the reference's min_delta=0.5 "
             "on 'val_acc' would stop every run after 10 epochs)",
@@ -772,8 +801,12 @@ def fit_command(
         None, "--width", help="Multiplier of the filters and dense units of the compact network or the ResNet (default 1)."
     ),
     init_from: Optional[Path] = typer.Option(
-        None, "--init-from", help="Start from the best weights of this earlier run (same network, classes and split) "
+        None, "--init-from", help="Start from the best weights of this earlier run (same network, classes and split), "
+        "or from an exported MODEL.onnx (e.g. the shipped sgmine/data/model.onnx; same network and classes), "
         "and train on, e.g. with more data, at 1e-4 for the first half of --epochs and 1e-5 after."
+    ),
+    member: Optional[int] = typer.Option(
+        None, "--member", help="Which network of an --init-from ONNX ensemble to start from (0-based)."
     ),
 ) -> None:
     """Train the space-group CNN on DATA and write the run to --out."""
@@ -783,7 +816,7 @@ def fit_command(
             patience=patience, min_delta=min_delta, verbose=0 if quiet else 2,
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
             class_weighting=class_weighting, dropout=dropout, width=width, outlier_target=outlier_target,
-            init_from=None if init_from is None else str(init_from),
+            init_from=None if init_from is None else str(init_from), init_member=member,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
