@@ -222,7 +222,7 @@ def test_dataset_command(tmp_path):
     assert (out / "x.csv").exists() and (out / "manifest.csv").exists() and (out / "dataset.npz").exists()
     assert "225: 2, 227: 2" in _flat(result.output)
     again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "0 shards built, 1 reused" in _flat(again.output)
+    assert again.exit_code == 0 and "reusing the complete build" in _flat(again.output)
 
     missing = runner.invoke(app, ["dataset", "--cif-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 1 and "not a folder" in _flat(missing.output)
@@ -375,3 +375,56 @@ def test_prototype_kinds_default_to_the_element_prototypes_and_are_checked():
     assert dataset.parse_prototype_kinds("graphite, lonsdaleite") == ("graphite", "lonsdaleite")
     with pytest.raises(typer.BadParameter, match="unknown prototype"):
         dataset.parse_prototype_kinds("graphite,bct")
+
+
+def test_the_cache_reuses_a_complete_build_and_resumes_a_partial_one(tmp_path, monkeypatch):
+    """Without --out, a build goes to $SGMINE_CACHE/datasets/KEY; the same command then reuses it,
+    resumes it when interrupted, and another seed or another input table gets another folder."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("SGMINE_CACHE", str(tmp_path / "cache"))
+    runner = CliRunner()
+    args = ["dataset", "--cif-dir", str(DATA), "--augment", "2", "--workers", "1", "--shard-size", "1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (folder,) = (tmp_path / "cache" / "datasets").iterdir()
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert meta["cache"]["key"] == folder.name and len(meta["cache"]["code"]) == 16
+    assert sorted(meta["cache"]["inputs"]) == ["cif_dir/Ni.cif", "cif_dir/Si.cif"]
+    assert "2 shards built, 0 reused" in _flat(first.output)
+
+    written = (folder / "dataset.npz").stat().st_mtime_ns
+    again = runner.invoke(app, args + ["--workers", "2"])  # how fast it is built is not part of the key
+    assert again.exit_code == 0 and f"(key {folder.name}): nothing to simulate" in _flat(again.output)
+    assert (folder / "dataset.npz").stat().st_mtime_ns == written
+
+    (folder / "dataset.json").unlink()  # interrupted after one shard
+    (folder / "work" / "shard-00001.npz").unlink()
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0 and "1 shards built, 1 reused" in _flat(resumed.output)
+    assert json.loads((folder / "dataset.json").read_text())["cache"]["key"] == folder.name
+
+    other_seed = runner.invoke(app, args + ["--seed", "4"])
+    cifs = tmp_path / "cifs"
+    cifs.mkdir()
+    shutil.copy(DATA / "Ni.cif", cifs / "Ni.cif")
+    shutil.copy(DATA / "Si.cif", cifs / "Si.cif")
+    moved = runner.invoke(app, ["dataset", "--cif-dir", str(cifs), *args[3:]])  # same content elsewhere: same key
+    assert moved.exit_code == 0 and "reusing the complete build" in _flat(moved.output)
+    (cifs / "Si.cif").write_text((cifs / "Si.cif").read_text().replace("Si", "Ge"))
+    edited = runner.invoke(app, ["dataset", "--cif-dir", str(cifs), *args[3:]])
+    assert other_seed.exit_code == 0 and edited.exit_code == 0, edited.output
+    assert len(list((tmp_path / "cache" / "datasets").iterdir())) == 3
+
+
+def test_the_code_version_ignores_docstrings_and_comments_only():
+    from training.cache import _without_docstrings, code_version
+
+    plain = _without_docstrings("def f(x):\n    return x + 1\n")
+    assert _without_docstrings('def f(x):\n    """Add one."""\n    return x + 1  # one\n') == plain
+    assert _without_docstrings("def f(x):\n    return x + 2\n") != plain
+    assert code_version() == code_version() and len(code_version()) == 16

@@ -600,6 +600,7 @@ def build_dataset(
     command: str = "",
     description: str | None = None,
     progress: bool = True,
+    cache: dict[str, Any] | None = None,
 ) -> BuildSummary:
     """Simulate ``augment`` PDFs of each structure task and write the dataset to ``out``.
 
@@ -610,7 +611,9 @@ def build_dataset(
     ``variants`` symmetry-preserving variants of each structure (:mod:`training.variants`) get
     ``augment`` PDFs each too; they share the structure's split group. ``scale`` ``(low, high)``
     stretches every structure and variant by a factor drawn log-uniformly from that range before
-    it is simulated (the manifest's ``strain`` holds the whole stretch).
+    it is simulated (the manifest's ``strain`` holds the whole stretch). ``cache`` (the build's
+    :func:`training.cache.dataset_key`) goes into ``dataset.json``; the simulator's code version
+    (:func:`training.cache.code_version`) is part of the plan, so shards of other code are not reused.
 
     The steps: the plan (what decides the shards) checked against ``out/work``, the shards not
     there yet built (:func:`_build_shards`), all shards joined (:func:`_join_shards`), the
@@ -655,6 +658,8 @@ def build_dataset(
         symprec=symprec, n_structures=n_structures, manifest=manifest, skipped=skipped, classes=classes,
         n_rows=len(y), description=description,
     )
+    if cache is not None:
+        info["cache"] = cache
     write_dataset(out, x, y, manifest, info)
     return BuildSummary(
         out=out,
@@ -683,7 +688,9 @@ def _plan(ids: list[str], *, augment: int, seed: int, groups: Optional[tuple[int
           symprec: float, max_atoms: int, augmentation: Augmentation, grid: Grid, command: str,
           variants: int, scale: Optional[tuple[float, float]] = None) -> dict[str, Any]:
     """What the shards are built from (``work/plan.json``; all but ``command`` decide their
-    contents, see :func:`_plan_fingerprint`)."""
+    contents, see :func:`_plan_fingerprint`), the simulator's code version among them."""
+    from training.cache import code_version
+
     return {
         "structures": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "n_structures": len(ids),
@@ -696,6 +703,7 @@ def _plan(ids: list[str], *, augment: int, seed: int, groups: Optional[tuple[int
         "augmentation": asdict(augmentation),
         "grid": grid.as_dict(),
         "command": command,
+        "code": code_version(),
         **({"variants": variants} if variants else {}),
         **({"scale": list(scale)} if scale else {}),
     }
@@ -847,7 +855,11 @@ def parse_scale_range(text: str) -> tuple[float, float]:
 
 
 def dataset_command(
-    out: Path = typer.Option(..., "--out", help="Folder for the dataset (x.csv, y.csv, size_sg.csv, manifest.csv, dataset.npz)."),
+    ctx: typer.Context,
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Folder for the dataset (x.csv, y.csv, size_sg.csv, manifest.csv, dataset.npz); default: "
+        "$SGMINE_CACHE/datasets/KEY (~/.cache/sgmine), KEY a hash of the options, input tables and simulator code."
+    ),
     cif_dir: Optional[Path] = typer.Option(None, "--cif-dir", help="Folder of CIF files (searched recursively)."),
     cif_table: list[Path] = typer.Option(
         [], "--cif-table", help="CSV(.gz) of CIF strings with columns material_id (or id), cif (and space_group); "
@@ -934,16 +946,22 @@ def dataset_command(
 ) -> None:
     """Simulate a training dataset (reference x.csv/y.csv/size_sg.csv format) from crystal structures.
 
-    Rerunning the same command resumes an interrupted build.
+    Rerunning the same command reuses a complete build (same options, input tables and simulator
+    code: :mod:`training.cache`) and resumes an interrupted one.
     """
     import shlex
     import sys
 
     from rich.console import Console
 
-    from training import structures
+    from training import cache, structures
 
     console = Console(stderr=True)
+    key = cache.dataset_key(ctx.params)
+    out = out if out is not None else cache.dataset_dir(key["key"])
+    if cache.complete_build(out, key["key"]):
+        console.print(f"reusing the complete build in {out} (key {key['key']}): nothing to simulate")
+        return
     groups = parse_space_groups(space_groups)
     distance = parse_distance_range(prototype_distance)
     model_grid = parse_grid(grid) if grid is not None else Grid()
@@ -964,7 +982,7 @@ def dataset_command(
                                          negative_scatterers=negative_scatterers,
                                          particle_probability=particle_probability,
                                          particle_diameter=parse_diameter_range(particle_diameter) if particle_diameter else None),
-            command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description,
+            command=shlex.join(["sgmine-train", *sys.argv[1:]]), description=description, cache=key,
         )
     except (structures.StructureError, BuildError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -134,8 +134,9 @@ def compute_curves(structures, radiation, *, workers: int | None = None, progres
 
 def cache_dir() -> Path:
     """Where screening curves are cached: ``$SGMINE_CACHE`` or ``~/.cache/sgmine``."""
-    root = os.environ.get("SGMINE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "sgmine")
-    return Path(root) / "identify"
+    from sgmine.cache import cache_root
+
+    return cache_root() / "identify"
 
 
 def library_curves(library, radiation: str, *, cache: Path | None = None, workers: int | None = None, say=None) -> np.ndarray:
