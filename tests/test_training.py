@@ -11,8 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from training.fit import FitConfig, class_weights, learning_rate, one_hot, split_indices
+from training.fit import FitConfig, class_weights, learning_rate, one_hot
 from training.metrics import score_report, top_k_accuracy
+from training.run import split_indices
 
 GROUPS = (194, 225, 227)
 

@@ -140,48 +140,6 @@ def one_hot(y: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def split_indices(
-    y: np.ndarray,
-    groups: np.ndarray | None = None,
-    test_size: float = 0.2,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices ``(train, test)``: stratified by ``y``, and by structure when ``groups`` is given.
-
-    Deterministic for a given ``seed``. With groups, rows sharing a group id all land on one
-    side (scikit-learn's ``StratifiedGroupKFold`` with ``round(1/test_size)`` folds, first fold
-    as test). Without groups, ``train_test_split(stratify=y)``; classes too small to stratify
-    fall back to a plain random split with a warning.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
-
-    y = np.asarray(y)
-    n = len(y)
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
-    if n < 2:
-        raise ValueError(f"need at least 2 rows to split, got {n}")
-    rows = np.arange(n)
-    if groups is not None:
-        groups = np.asarray(groups)
-        n_groups = len(np.unique(groups))
-        n_splits = max(2, int(round(1.0 / test_size)))
-        if n_groups < n_splits:
-            raise ValueError(f"cannot split {n_groups} structures into {n_splits} folds; need more structures")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The least populated class")
-            folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            train, test = next(folds.split(rows, y, groups))
-        return np.sort(train), np.sort(test)
-    _, counts = np.unique(y, return_counts=True)
-    n_test = int(np.ceil(test_size * n))
-    stratify = y if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts) else None
-    if stratify is None:
-        warnings.warn("some classes are too small to stratify the split; splitting at random", stacklevel=2)
-    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(test)
-
-
 #: Weight of an outlier row relative to the mean weight of an in-class training row.
 OUTLIER_WEIGHT = 0.5
 

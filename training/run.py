@@ -12,22 +12,22 @@ One module owns its layout::
       calibration.json    temperature, in-domain threshold         (calibrate)
       report/             report.json, report.md, PNG plots        (evaluate, calibrate)
 
-:class:`Split` (the row indices) and :func:`make_split` (how ``fit`` draws them) live here too,
+:class:`Split` (the row indices), :func:`split_indices` and :func:`make_split` (how ``fit`` draws them) live here too,
 so that evaluation, the baseline, calibration, export and quantisation all see the same rows.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # imports only for annotations: fit imports this module
+if TYPE_CHECKING:  # imports only for annotations
     from training.datafiles import Dataset
-    from training.fit import FitConfig
 
 #: Suffixes of the Keras model files :func:`load_keras_model` reads.
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -58,7 +58,57 @@ class Split:
             return cls(data["train"], data["validation"], data["test"])
 
 
-def make_split(data: "Dataset", config: "FitConfig") -> Split:
+class SplitSettings(Protocol):
+    """What a split is drawn from (:class:`training.fit.FitConfig` has it)."""
+
+    test_size: float
+    validation_split: float
+    seed: int
+
+
+def split_indices(
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    test_size: float = 0.2,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, test)``: stratified by ``y``, and by structure when ``groups`` is given.
+
+    Deterministic for a given ``seed``. With groups, rows sharing a group id all land on one
+    side (scikit-learn's ``StratifiedGroupKFold`` with ``round(1/test_size)`` folds, first fold
+    as test). Without groups, ``train_test_split(stratify=y)``; classes too small to stratify
+    fall back to a plain random split with a warning.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+    y = np.asarray(y)
+    n = len(y)
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+    if n < 2:
+        raise ValueError(f"need at least 2 rows to split, got {n}")
+    rows = np.arange(n)
+    if groups is not None:
+        groups = np.asarray(groups)
+        n_groups = len(np.unique(groups))
+        n_splits = max(2, int(round(1.0 / test_size)))
+        if n_groups < n_splits:
+            raise ValueError(f"cannot split {n_groups} structures into {n_splits} folds; need more structures")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class")
+            folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            train, test = next(folds.split(rows, y, groups))
+        return np.sort(train), np.sort(test)
+    _, counts = np.unique(y, return_counts=True)
+    n_test = int(np.ceil(test_size * n))
+    stratify = y if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts) else None
+    if stratify is None:
+        warnings.warn("some classes are too small to stratify the split; splitting at random", stacklevel=2)
+    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(test)
+
+
+def make_split(data: "Dataset", config: SplitSettings) -> Split:
     """Train/validation/test rows for ``data``: test first, then validation out of the rest.
 
     Parameters
@@ -66,10 +116,8 @@ def make_split(data: "Dataset", config: "FitConfig") -> Split:
     data
         The dataset (its labels, and structure groups when known, stratify the split).
     config
-        Gives ``test_size``, ``validation_split`` and ``seed``.
+        Gives ``test_size``, ``validation_split`` and ``seed`` (a :class:`training.fit.FitConfig`).
     """
-    from training.fit import split_indices
-
     rest, test = split_indices(data.y, data.groups, config.test_size, config.seed)
     groups = data.groups[rest] if data.groups is not None else None
     fit_part, val_part = split_indices(data.y[rest], groups, config.validation_split, config.seed)
