@@ -76,6 +76,9 @@ class StructureLibrary:
     numbers: np.ndarray  # (m,) atomic numbers
     xyz: np.ndarray  # (m, 3) fractional
     occupancy: np.ndarray  # (m,)
+    #: (m,) per atom, the index (within its entry) of its Wyckoff orbit's first atom (spglib's
+    #: ``equivalent_atoms``); -1 for entries without one (disordered). None in older files.
+    orbits: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,6 +115,7 @@ class StructureLibrary:
             symbols=self.symbols.astype(str), sources=self.sources.astype(str), lattice=self.lattice.astype(np.float32),
             offsets=self.offsets.astype(np.int32), numbers=self.numbers.astype(np.uint8),
             xyz=self.xyz.astype(np.float32), occupancy=self.occupancy.astype(np.float16),
+            **({} if self.orbits is None else {"orbits": self.orbits.astype(np.int16)}),
         )
         atomic_write(path, buffer.getvalue())
 
@@ -123,7 +127,7 @@ class StructureLibrary:
             raise StructureLibraryError(f"{path}: no such structure library (build it: python -m sgmine_diffpy.structlib build ...)")
         try:
             with np.load(path, allow_pickle=False) as data:
-                return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+                return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name != "orbits" or name in data})
         except (OSError, KeyError, ValueError) as exc:
             raise StructureLibraryError(f"{path}: not a structure library ({exc})") from exc
 
@@ -141,6 +145,8 @@ class StructureLibrary:
             numbers=np.concatenate([c.numbers for c in cells]).astype(int),
             xyz=np.concatenate([c.xyz for c in cells]).astype(float),
             occupancy=np.concatenate([c.occupancy for c in cells]).astype(float),
+            orbits=(np.concatenate([c.orbits for c in cells]).astype(int)
+                    if all(c.orbits is not None for c in cells) else None),
         )
 
 
@@ -157,6 +163,7 @@ class Cell:
     numbers: np.ndarray
     xyz: np.ndarray
     occupancy: np.ndarray
+    orbits: np.ndarray | None = None  # per atom: its Wyckoff orbit (see StructureLibrary.orbits)
 
 
 class _Symbols:
@@ -221,14 +228,21 @@ def label_cell(structure_id: str, source: str, lattice_params, numbers, xyz, occ
         raise StructureLibraryError(f"{structure_id}: spglib found no symmetry ({exc})") from None
     if dataset is None:
         raise StructureLibraryError(f"{structure_id}: spglib found no symmetry")
+    orbits = np.asarray(dataset.equivalent_atoms, dtype=int) if ordered else np.full(len(numbers), -1)
     if primitive is not None:
         pbase, xyz, numbers = primitive
         lat = Lattice(base=pbase)
         lattice_params = (lat.a, lat.b, lat.c, lat.alpha, lat.beta, lat.gamma)
         occupancy = np.ones(len(numbers))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                orbits = np.asarray(spglib.get_symmetry_dataset((pbase, xyz, numbers), symprec=symprec).equivalent_atoms, dtype=int)
+        except Exception:  # no orbits: the entry cannot be decorated, but it can be screened
+            orbits = np.full(len(numbers), -1)
     return Cell(structure_id, formula(np.asarray(numbers), occupancy), int(dataset.number), str(dataset.international),
                 source, np.asarray(lattice_params, dtype=float), np.asarray(numbers, dtype=int), np.asarray(xyz, dtype=float) % 1.0,
-                occupancy)
+                occupancy, orbits)
 
 
 # --------------------------------------------------------------------------- reading CIF text
@@ -320,6 +334,72 @@ def prototype_cells() -> list[Cell]:
     return cells
 
 
+def _prototype_name(tags: dict) -> str:
+    """``Halite, Rock Salt (B1, AB_cF8_225_a_b)``: mineral, Strukturbericht and AFLOW label."""
+    words = [tags.get("strukturbericht"), tags.get("aflow")]
+    inside = ", ".join(str(w) for w in words if w and str(w) != "None")
+    mineral = str(tags.get("mineral") or "").replace("None", "").strip()
+    return f"{mineral} ({inside})" if mineral else inside
+
+
+def aflow_prototype_cells(path: str | os.PathLike | None = None, symprec: float = SYMPREC) -> list[Cell]:
+    """The 288 AFLOW prototypes that pymatgen ships (``pymatgen/analysis/prototypes/
+    aflow_prototypes.json.gz``: Mehl et al. 2017, Hicks et al. 2019), each with the elements of
+    its example compound, its source ``prototype:<mineral (Strukturbericht, AFLOW label)>``.
+    Read when the library is built (pymatgen is a build-time dependency only)."""
+    import json
+
+    if path is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pymatgen.analysis.prototypes")
+        if spec is None or not spec.submodule_search_locations:
+            raise StructureLibraryError("pymatgen is not installed: it ships the AFLOW prototypes (pip install pymatgen)")
+        path = Path(list(spec.submodule_search_locations)[0]) / "aflow_prototypes.json.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        entries = json.load(handle)
+    cells = []
+    for entry in entries:
+        snl, tags = entry["snl"], entry["tags"]
+        lat = snl["lattice"]
+        numbers, xyz, occupancy = [], [], []
+        for site in snl["sites"]:
+            for species in site["species"]:
+                numbers.append(atomic_number(species["element"]))
+                xyz.append(site["abc"])
+                occupancy.append(float(species.get("occu", 1.0)))
+        params = tuple(float(lat[k]) for k in ("a", "b", "c", "alpha", "beta", "gamma"))
+        try:
+            cells.append(label_cell(f"aflow-{tags['aflow']}", f"prototype:{_prototype_name(tags)}", params, numbers,
+                                    np.array(xyz, float) % 1.0, np.array(occupancy), symprec=symprec))
+        except StructureLibraryError:
+            continue
+    return cells
+
+
+def reference_element_cells(symprec: float = SYMPREC) -> list[Cell]:
+    """The crystal structures of the elements at their own size, from ``ase.data.reference_states``
+    through ``ase.build.bulk`` (72 elements: fcc, bcc, hcp, diamond, and the others ase builds),
+    source ``prototype:element-<symmetry>``. Build-time only (ase comes with the train extra)."""
+    from ase.build import bulk
+    from ase.data import chemical_symbols, reference_states
+
+    cells = []
+    for z, state in enumerate(reference_states):
+        if not state or state.get("symmetry") in (None, "atom", "diatom"):
+            continue
+        symbol = chemical_symbols[z]
+        try:
+            atoms = bulk(symbol)
+            params = tuple(float(v) for v in atoms.cell.cellpar())
+            cells.append(label_cell(f"element-{symbol}", f"prototype:element-{state['symmetry']}", params,
+                                    list(atoms.numbers), atoms.get_scaled_positions() % 1.0, np.ones(len(atoms)),
+                                    symprec=symprec))
+        except Exception:  # a reference state ase cannot build
+            continue
+    return cells
+
+
 def read_table(path: str | os.PathLike, symprec: float = SYMPREC, limit: int | None = None) -> tuple[list[Cell], list[str], int]:
     """The redistributable rows of a CIF table (``.csv`` or ``.csv.gz`` with an id column
     ``material_id`` or ``id`` and a ``cif`` column). Returns ``(cells, skipped messages,
@@ -350,8 +430,10 @@ def read_table(path: str | os.PathLike, symprec: float = SYMPREC, limit: int | N
 
 def build(tables: list[str | os.PathLike], *, prototypes: bool = True, limit: int | None = None,
           symprec: float = SYMPREC) -> tuple[StructureLibrary, list[str]]:
-    """The library of ``tables`` (and the element prototypes). Returns it and the skip messages."""
-    cells: list[Cell] = prototype_cells() if prototypes else []
+    """The library of ``tables`` and, with ``prototypes``, the one-element prototypes, the
+    elements' reference structures (:func:`reference_element_cells`) and the AFLOW prototypes
+    (:func:`aflow_prototype_cells`). Returns it and the skip messages."""
+    cells: list[Cell] = prototype_cells() + reference_element_cells() + aflow_prototype_cells() if prototypes else []
     messages = []
     for table in tables:
         got, skipped, restricted = read_table(table, symprec, limit)
@@ -421,6 +503,7 @@ def subset(library: StructureLibrary, indices) -> StructureLibrary:
         symbols=library.symbols[indices], sources=library.sources[indices], lattice=library.lattice[indices],
         offsets=np.concatenate(([0], np.cumsum(counts))).astype(int), numbers=library.numbers[atoms],
         xyz=library.xyz[atoms], occupancy=library.occupancy[atoms],
+        orbits=None if library.orbits is None else library.orbits[atoms],
     )
 
 
