@@ -2,14 +2,18 @@
 
 The layout follows diffpy.utils (``diffpy.utils.parsers.load_data``): the data block is the
 first run of lines holding the same number of numbers (at least ``MIN_BLOCK_ROWS`` of them,
-or up to the end of the file); its first two columns are r (Å) and G(r). ``key = value``
-lines before it are the header metadata (``qmax``, ``composition``, ``mode``, ...), values
-converted to float where they are numbers.
+or up to the end of the file); its first two columns are r (Å) and G(r). The lines before it
+are the header: :attr:`Curve.header_lines` as written, :attr:`Curve.metadata` their entries
+under clean keys (``qmax``, ``composition``, ``mode``, ``temp``, ...; PDFgetX3, xPDFsuite,
+PDFgetX2, PDFgetN and RMCProfile headers alike: :mod:`sgmine.header`), values converted to
+float where they are numbers, and :attr:`Curve.header` their typed reading (Qmax, radiation,
+temperature, composition).
 
 :func:`read_gr` reads a file once and parses the data block with numpy's C text parser, so it
 is faster than ``load_data`` (which reads a file twice, the header line by line) while giving
-identical arrays and metadata on the files both read; ``tests/test_gr.py`` checks that on
-every real file in the repository. It also reads what ``load_data`` rejects but a scientist
+identical arrays on the files both read, and the same metadata on ``key = value`` headers
+(``load_data`` garbles PDFgetN's and PDFgetX2's); ``tests/test_gr.py`` checks that on every
+real file in the repository. It also reads what ``load_data`` rejects but a scientist
 would call a PDF file: comma- or semicolon-separated columns, CRLF or CR line ends, a UTF-8
 byte order mark, a Latin-1 header, UTF-16 text with a byte order mark. Anything else it cannot
 make sense of goes to ``load_data`` before giving up. Problems come back as :class:`ReadError` naming the file.
@@ -31,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# header_value: also importable from here, its former home
+from sgmine.header import Header, clean_header, header_value, parse_entries  # noqa: F401
 
 #: A data block is this many consecutive numeric rows (as diffpy.utils' ``minrows``).
 MIN_BLOCK_ROWS = 10
@@ -73,32 +80,15 @@ class Curve:
         return (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
 
     @property
+    def header(self) -> Header:
+        """The header (:class:`sgmine.header.Header`: typed Qmax, Qdamp, radiation, temperature,
+        composition) of :attr:`metadata` as it now is and :attr:`header_lines`."""
+        return Header(entries=self.metadata, lines=tuple(self.header_lines))
+
+    @property
     def qmax(self) -> float | None:
-        """Qmax from the header (``qmax`` in any case), if the file recorded it."""
-        value = header_value(self.metadata, "qmax")
-        try:
-            return float(value) if value is not None else None
-        except (TypeError, ValueError):
-            return None
-
-
-def header_value(metadata: dict[str, Any], name: str) -> Any:
-    """Look up a header entry by name, ignoring case and leading ``#``/spaces in the keys."""
-    wanted = name.lower()
-    for key, value in metadata.items():
-        if str(key).lstrip("#").strip().lower() == wanted:
-            return value
-    return None
-
-
-def clean_header(raw: dict[str, Any]) -> dict[str, Any]:
-    """Header keys without comment marks (``# qmax`` → ``qmax``); the first occurrence wins."""
-    cleaned: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = str(key).lstrip("#").strip()
-        if name and name not in cleaned:
-            cleaned[name] = value
-    return cleaned
+        """Qmax from the header (:attr:`sgmine.header.Header.qmax`), if the file recorded it."""
+        return self.header.qmax
 
 
 def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None) -> Curve:
@@ -133,7 +123,7 @@ def read_gr(path: str | os.PathLike, r_range: tuple[float, float] | None = None)
             f"{path}: numbers are written with decimal commas ({lines[start].strip()[:40]!r}); "
             "sgmine reads decimal points only"
         )
-    header = _parse_header(lines[:start])
+    header = parse_entries(lines[:start])
     try:
         data, end = _parse_block(lines, start, ncols)
     except ValueError as exc:  # rows that Python's float() takes but numpy's parser does not
@@ -268,23 +258,6 @@ def _find_block(lines: list[str]) -> tuple[int, int] | None:
     return None if start is None else (start, ncols)
 
 
-def _parse_header(lines: list[str]) -> dict[str, Any]:
-    """``key = value`` pairs of the lines before the data block, numbers as float."""
-    header: dict[str, Any] = {}
-    for line in lines:
-        parts = line.split("=")
-        if len(parts) != 2:
-            continue
-        key, value = parts[0].strip(), parts[1].strip()
-        if not key or not value:
-            continue
-        try:
-            header[key] = float(value)
-        except ValueError:
-            header[key] = value
-    return clean_header(header)
-
-
 def _parse_block(lines: list[str], start: int, ncols: int) -> tuple[np.ndarray, int]:
     """Parse the block from ``start`` with numpy; returns the data and the first line after it.
 
@@ -413,7 +386,7 @@ def _read_window(text: str, path: Path, r_range: tuple[float, float]) -> Curve |
         return None
     if len(data) < 2 or np.any(np.diff(data[:, 0]) <= 0) or not np.isfinite(data[:, 0]).all():
         return None
-    header = _parse_header(head[:start])
+    header = parse_entries(head[:start])
     return Curve(r=data[:, 0].copy(), g=data[:, 1].copy(), metadata=header, source=str(path),
                  header_lines=tuple(head[:start]), span=(probes[block], probes[last]))
 

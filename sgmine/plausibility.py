@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from sgmine import rmcprofile
+from sgmine.header import header_value
 
 #: Spatial frequency (Å⁻¹) above which a G(r) has no variation (Qmax of real PDFs ≤ ~50 Å⁻¹).
 NOISE_Q = 60.0
@@ -126,8 +127,6 @@ def declared_quantity(
     source
         The file name (its suffix; ``.gz`` is looked through).
     """
-    from sgmine.gr import header_value
-
     output = str(header_value(metadata or {}, "outputtype") or "").strip().lower()
     if output in OUTPUT_TYPES and output != "gr":
         return f"the header says outputtype = {output}: the data are {OUTPUT_TYPES[output]}, not G(r); {HOW_TO_GET_GR}"

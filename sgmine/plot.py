@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sgmine.files import atomic_save
-from sgmine.gr import header_value, read_gr
+from sgmine.gr import read_gr
 from sgmine.grid import resample
+from sgmine.header import header_value
 from sgmine.model import Model
 from sgmine.prediction import Prediction
 from sgmine.scan import iter_predictions

@@ -69,6 +69,23 @@ def test_heatmap_labels_come_from_the_classes_and_the_headers(series_dir, templa
     assert [p.label for p in by_name.points] == [f"run{i}.gr" for i in range(1, 11)]  # run2 before run10
 
 
+@pytest.mark.parametrize("key", ["temperature", "temp"])
+def test_order_by_temperature_of_pdfgetn_and_pdfgetx2_headers(tmp_path, template_model, key):
+    """PDFgetN writes ``temp=``, PDFgetX2 ``temperature=``: ``--order header:temperature`` and
+    ``header:temp`` order a series of both by the temperature (real headers, Ni's rows)."""
+    headers = ROOT / "tests" / "data" / "headers"
+    rows = [line for line in (ROOT / "examples" / "data" / "Ni.gr").read_text().splitlines() if line[:1].isdigit()]
+    pdfgetn = (headers / "pdfgetn_La0.925Ca0.075MnO3.txt").read_text()
+    pdfgetx2 = (headers / "pdfgetx2_SrTiO3.txt").read_text()
+    files = {"a.gr": pdfgetx2, "b.gr": pdfgetn.replace("temp=190 ", "temp=10 "), "c.gr": pdfgetn}
+    for name, header in files.items():
+        (tmp_path / name).write_text(header + "\n".join(rows) + "\n")
+    model = Model(template_model)
+    series = build_series(predict(sorted(tmp_path.glob("*.gr")), model=model), model=model, order=f"header:{key}")
+    assert [Path(p.source).name for p in series.points] == ["b.gr", "c.gr", "a.gr"]
+    assert [p.label for p in series.points] == ["10", "190", "300"] and not series.warnings
+
+
 def test_out_of_domain_and_error_files_are_marked():
     classes, symbols = [225, 139], ["Fm-3m", "I4/mmm"]
     points = [

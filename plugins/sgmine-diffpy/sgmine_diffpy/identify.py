@@ -3,9 +3,9 @@ ranking.
 
 For each file:
 
-1. **Settings.** Radiation, Qmax and Qdamp from the header (also PDFgetN's and PDFgetX2's
-   ``key=value`` words), else the options; Qmax, where neither gives it or the header's is far
-   beyond what the data reach, from the data's own spectrum (:func:`file_settings`).
+1. **Settings.** Radiation, Qmax and Qdamp from the header (:mod:`sgmine.header`: PDFgetX3,
+   xPDFsuite, PDFgetX2, PDFgetN), else the options; Qmax, where neither gives it or the
+   header's is far beyond what the data reach, from the data's own spectrum (:func:`file_settings`).
 2. **Screen** every structure of the library (:mod:`sgmine_diffpy.screen`: the file's Qmax, Qdamp
    and radiation, a free scale, a ±10 % isotropic stretch and a spherical-particle envelope
    (bulk, or 64 to 16 Å across), Rw over the measured part of 1.5–30 Å).
@@ -285,20 +285,16 @@ QMAX_HEADER_SLACK = 1.5
 
 
 def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str | None):
-    """``(radiation name, qmax, qdamp, notes)``: the header's where present (its ``mode``/
-    ``stype``/``qmax``/``qdamp`` entries, else what PDFgetN and PDFgetX2 headers record:
-    :func:`~sgmine_diffpy.refine.header_words`), else the options; Qmax, where neither gives it
-    (or the header's is far beyond what the data reach), from the data's own spectrum."""
-    from sgmine.gr import header_value
-    from sgmine_diffpy.refine import _float, header_radiation, header_words
+    """``(radiation name, qmax, qdamp, notes)``: the header's where present
+    (:attr:`sgmine.gr.Curve.header`, the reader of every command), else the options; Qmax,
+    where neither gives it (or the header's is far beyond what the data reach), from the data's
+    own spectrum."""
     from sgmine_diffpy.screen import estimate_qmax
 
     notes = []
-    said = header_radiation(curve)
-    rad = {"N": "neutron", "X": "xray"}[said] if said else (radiation or "xray")
-    hq, hd = _float(header_value(curve.metadata, "qmax")), _float(header_value(curve.metadata, "qdamp"))
-    if hq is None:
-        hq = header_words(curve)[1]
+    header = curve.header
+    rad = header.radiation or radiation or "xray"
+    hq = header.qmax
     q = hq if hq is not None else qmax
     if q is None or hq is not None:
         estimate = estimate_qmax(curve.r, curve.g)
@@ -308,7 +304,7 @@ def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str
         elif q is not None and estimate is not None and q > QMAX_HEADER_SLACK * estimate:
             notes.append(f"header Qmax {q:g} is beyond the data's ({estimate:.1f}): Qmax {estimate:.1f} used")
             q = round(estimate, 1)
-    return rad, q, hd if hd is not None else qdamp, notes
+    return rad, q, header.qdamp if header.qdamp is not None else qdamp, notes
 
 
 def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TOP, model=None,

@@ -14,10 +14,11 @@ library's values):
 The fit runs in three stages (scale; + lattice; + ADPs, delta2 [, qdamp]) so that a poor
 start does not send the ADPs astray. The fit range defaults to 1.5–30 Å, the range the CNN
 sees (its measured part, where the data are shorter). Qmax and Qdamp come from the file
-header (``qmax``, ``qdamp``; also the ``Qmax=`` words of PDFgetN and PDFgetX2 headers,
-:func:`header_words`) where present, else from the arguments; with neither, Qmax is 0 (termination ripples not modelled) and Qdamp is
-:data:`DEFAULT_QDAMP`. The radiation is x-ray unless the header's ``mode``/``stype`` says
-neutron (or, without those, the header is PDFgetN's: :func:`header_radiation`). Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
+header (:class:`sgmine.header.Header`, the reader of every command: PDFgetX3, xPDFsuite,
+PDFgetX2 and PDFgetN headers) where present, else from the arguments; with neither, Qmax is 0
+(termination ripples not modelled) and Qdamp is :data:`DEFAULT_QDAMP`. The radiation is x-ray
+unless the header says neutron (its ``mode``/``stype``, or a PDFgetN header:
+:func:`header_radiation`). Rw is pdffit2's: sqrt(Σ(Gobs−Gcalc)² / ΣGobs²) over the fit range
 (unit weights, since .gr files rarely carry usable uncertainties).
 """
 
@@ -27,7 +28,6 @@ import csv
 import io
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sgmine import pdfdefaults
-from sgmine.gr import Curve, header_value, read_gr
+from sgmine.composition import CompositionError, parse_formula
+from sgmine.gr import Curve, read_gr
 from sgmine_diffpy.candidates import CandidateModel
 
 #: Default fit range (Å): the r-range of the CNN's grid.
@@ -92,17 +93,16 @@ class FitResult:
 
 
 def experiment_settings(curve: Curve, qmax: float | None, qdamp: float | None) -> tuple[float, float, list[str]]:
-    """``(qmax, qdamp, notes)``: the header's values where present, else the arguments, else
-    Qmax 0 (no termination ripples) and :data:`DEFAULT_QDAMP`."""
+    """``(qmax, qdamp, notes)``: the header's values where present (:attr:`Curve.header
+    <sgmine.gr.Curve.header>`), else the arguments, else Qmax 0 (no termination ripples) and
+    :data:`DEFAULT_QDAMP`."""
     notes = []
-    header_qmax, header_qdamp = _float(header_value(curve.metadata, "qmax")), _float(header_value(curve.metadata, "qdamp"))
-    if header_qmax is None:
-        header_qmax = header_words(curve)[1]
-    q = header_qmax if header_qmax is not None else qmax
+    header = curve.header
+    q = header.qmax if header.qmax is not None else qmax
     if q is None:
         q = 0.0
         notes.append("Qmax unknown (not in header, not given): termination ripples not modelled")
-    d = header_qdamp if header_qdamp is not None else qdamp
+    d = header.qdamp if header.qdamp is not None else qdamp
     if d is None:
         d = DEFAULT_QDAMP
         notes.append(f"Qdamp not in header or given: {DEFAULT_QDAMP:g} assumed")
@@ -115,84 +115,24 @@ def radiation(curve: Curve) -> str:
 
 
 def header_radiation(curve: Curve) -> str | None:
-    """``"N"`` or ``"X"`` when the header says which: its ``mode`` (xPDFsuite, PDFgetX3),
-    ``stype`` (PDFgui) or ``radiation`` entry, else the marks of the reduction program
-    (:func:`header_words`); None when it does not say."""
-    for name in ("mode", "stype", "radiation"):
-        value = str(header_value(curve.metadata, name) or "").strip().lower()
-        if value:
-            return "N" if value.startswith("n") else "X"
-    return header_words(curve)[0]
-
-
-#: Header text that names the radiation in files whose header has no ``mode``/``stype``:
-#: PDFgetN lists the neutron cross sections of the sample's elements (``atomCoherCS``) and
-#: normalises to a vanadium run; PDFgetX2 titles its output ``X-ray PDF`` and has an
-#: ``## X-Ray`` section.
-NEUTRON_MARKS = ("atomcohercs", "pdfgetn", "##### vanadium")
-XRAY_MARKS = ("title=x-ray pdf", "## x-ray", "pdfgetx")
-_WORD = re.compile(r"([A-Za-z_][\w.]*)=(\S+)")
-
-
-def header_words(curve: Curve) -> tuple[str | None, float | None]:
-    """``(radiation "N"/"X" or None, Qmax or None)`` from headers that write several
-    ``key=value`` words on a line (PDFgetN: ``## Damp  Qmin=0.85  Qmax=35.00``; PDFgetX2:
-    ``## S(q)  qmin=0.01  qmax=26.0``), which the ``key = value`` reading of
-    :func:`sgmine.gr.read_gr` leaves out, and the program marks :data:`NEUTRON_MARKS`,
-    :data:`XRAY_MARKS`."""
-    lines = getattr(curve, "header_lines", ()) or ()
-    text = "\n".join(lines).lower()
-    rad = "N" if any(m in text for m in NEUTRON_MARKS) else "X" if any(m in text for m in XRAY_MARKS) else None
-    qmax = None
-    for line in lines:
-        for key, value in _WORD.findall(line):
-            if key.lower() == "qmax" and _float(value) is not None and _float(value) > 0:
-                qmax = _float(value)
-                break
-        if qmax is not None:
-            break
-    return rad, qmax
-
-
-_FORMULA = re.compile(r"(?:[A-Z][a-z]?(?:\d+\.?\d*|\.\d+)?)+")
-_ELEMENT_AMOUNT = re.compile(r"([A-Z][a-z]?)((?:\d+\.?\d*|\.\d+)?)")
+    """``"N"`` or ``"X"`` (pdffit2's names) when the header says which
+    (:attr:`sgmine.header.Header.radiation`: its ``mode``, ``stype`` or ``radiation`` entry,
+    else the program that wrote it); None when it does not say."""
+    said = curve.header.radiation
+    return {"neutron": "N", "xray": "X"}[said] if said else None
 
 
 def header_elements(curve: Curve) -> set[str] | None:
     """The sample's chemical elements as the header records them, or None when it does not:
-    the ``composition`` entry (xPDFsuite, PDFgetX3: ``Ir0.80Rh0.20Te2``), else the element table
-    of PDFgetN (``Element relAtomNum ...``) or PDFgetX2 (``#L symbol valence fractions ...``),
-    one element per row; elements given with amount 0 are left out."""
-    import periodictable
-
-    def element(symbol: str) -> bool:
+    the first of its compositions (:attr:`sgmine.header.Header.compositions`: the
+    ``composition`` entry of xPDFsuite and PDFgetX3, else the element table of PDFgetN or
+    PDFgetX2) that :func:`sgmine.composition.parse_formula` reads; elements given with amount
+    0 are left out."""
+    for found in curve.header.compositions:
         try:
-            periodictable.elements.symbol(symbol)
-            return True
-        except ValueError:
-            return False
-
-    text = str(header_value(curve.metadata, "composition") or "").replace(" ", "")
-    if text and _FORMULA.fullmatch(text):
-        pairs = _ELEMENT_AMOUNT.findall(text)
-        if all(element(e) for e, _ in pairs):
-            found = {e for e, n in pairs if n == "" or float(n) > 0}
-            if found:
-                return found
-    lines = list(getattr(curve, "header_lines", ()) or ())
-    for k, line in enumerate(lines):
-        words = line.split()
-        if words[:1] == ["Element"] or words[:2] == ["#L", "symbol"]:
-            amount = 1 if words[0] == "Element" else 2  # relAtomNum; fractions
-            found = set()
-            for row in lines[k + 1:]:
-                cells = row.split()
-                if len(cells) <= amount or not element(cells[0]) or _float(cells[amount]) is None:
-                    break
-                if _float(cells[amount]) > 0:
-                    found.add(cells[0])
-            if found:
-                return found
+            return set(parse_formula(found.text))
+        except CompositionError:
+            continue
     return None
 
 
@@ -380,13 +320,6 @@ def physics_notes(result: FitResult) -> list[str]:
 def _failed(result: FitResult, message: str) -> FitResult:
     result.status, result.message = ERROR, message
     return result
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 class _pdffit_output:
