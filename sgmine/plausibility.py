@@ -24,7 +24,11 @@ What a G(r) looks like (:func:`check_curve`), with r in Å:
 - it oscillates about zero at large r (g(r) → 1): a curve whose mean there is larger than its
   spread is an intensity, S(Q), or a curve with a baseline left in;
 - it has a first peak, the shortest interatomic distance, between about 1 and 4 Å
-  (:data:`FIRST_PEAK_RANGE`; a first peak at 0.1–0.4 means r in nm);
+  (:data:`FIRST_PEAK_RANGE`; a first peak at 0.1–0.4 means r in nm). Below 0.8 Å no two atoms
+  are, so maxima there that are clearly lower than the first peak beyond (termination ripples,
+  strong where S(Q) is cut while still large or carries a normalisation residual) are not the
+  first peak: they get a warning (:attr:`Verdict.warnings`), not a refusal
+  (:func:`first_neighbour_peak`);
 - below that peak it falls, as −4πρ₀r: it does not rise from r = 0 as a sine does;
 - it has a peak at each of many interatomic distances, not one or a few, and no single
   spatial frequency carries most of its variation;
@@ -56,6 +60,10 @@ MAX_OFFSET_RATIO = 1.0
 FIRST_PEAK_RANGE = (0.8, 4.5)
 #: The first peak is the first maximum above this share of the curve's highest point.
 FIRST_PEAK_LEVEL = 0.3
+#: A maximum below ``FIRST_PEAK_RANGE[0]`` at most this share of the height of the first peak
+#: beyond it is a termination ripple, not the first peak (measured: C60.gr of diffpy.srfit's
+#: examples, 0.66; a side lobe is lower than the peaks it comes from).
+MAX_RIPPLE_RATIO = 0.8
 #: A peak counts when it rises above this share of the curve's highest point (after a dip
 #: below half of it): real G(r) have 8–44 such peaks up to 30 Å.
 PEAK_LEVEL = 0.05
@@ -93,10 +101,12 @@ class Verdict:
 
     ``refusal``: why the curve is not a G(r) at all (an error row), or None.
     ``doubts``: why the model's answer is not to be trusted (``in_domain = false``).
+    ``warnings``: what is odd about the curve without speaking against the answer.
     """
 
     refusal: str | None = None
     doubts: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def trusted(self) -> bool:
@@ -204,11 +214,41 @@ def count_peaks(g: np.ndarray, *, level: float) -> int:
     return int(state[0] == 1) + int(np.count_nonzero((state[:-1] == -1) & (state[1:] == 1)))
 
 
-def first_peak(r: np.ndarray, g: np.ndarray, *, level: float) -> float | None:
-    """r of the first local maximum higher than ``level`` (None when there is none)."""
+def _maxima(g: np.ndarray, level: float) -> np.ndarray:
+    """Indices of the local maxima of ``g`` higher than ``level``, in order."""
     inner = (g[1:-1] > g[:-2]) & (g[1:-1] >= g[2:]) & (g[1:-1] > level)
-    found = np.flatnonzero(inner)
-    return float(r[found[0] + 1]) if found.size else None
+    return np.flatnonzero(inner) + 1
+
+
+def first_neighbour_peak(r: np.ndarray, g: np.ndarray, *, level: float) -> tuple[float | None, tuple[float, ...]]:
+    """The first peak of a G(r) that is an interatomic distance, and the ripples below it.
+
+    Parameters
+    ----------
+    r, g
+        The curve (r in Å, sorted).
+    level
+        Only maxima higher than this count.
+
+    Returns
+    -------
+    tuple
+        ``(r of the first peak or None, r of the termination ripples below it)``. The maxima
+        below ``FIRST_PEAK_RANGE[0]`` are ripples when none of them is higher than
+        :data:`MAX_RIPPLE_RATIO` times the first maximum at or beyond it and they are at least a
+        ripple's period (2π/Qmax, Qmax ≤ :data:`NOISE_Q`) apart; else the first of them is the
+        first peak (and no ripples are named).
+    """
+    found = _maxima(g, level)
+    if not found.size:
+        return None, ()
+    below, beyond = found[r[found] < FIRST_PEAK_RANGE[0]], found[r[found] >= FIRST_PEAK_RANGE[0]]
+    if below.size and beyond.size:
+        lower = g[below].max() <= MAX_RIPPLE_RATIO * g[beyond[0]]
+        apart = np.diff(r[[*below, beyond[0]]]).min() >= 2 * np.pi / NOISE_Q
+        if lower and apart:
+            return float(r[beyond[0]]), tuple(float(x) for x in r[below])
+    return float(r[found[0]]), ()
 
 
 def check_curve(
@@ -262,7 +302,7 @@ def check_curve(
         return Verdict(f"not a G(r): at {ra[upper][0]:.3g}–{ra[-1]:.3g} Å it does not oscillate about zero as G(r) "
                        f"does (mean {mean:.3g}, spread {spread:.3g}); an intensity or S(Q), or a baseline left in?")
     peaks = count_peaks(ga, level=PEAK_LEVEL * top) if top > 0 else 0
-    peak = first_peak(ra, ga, level=FIRST_PEAK_LEVEL * top) if top > 0 else None
+    peak, ripples = first_neighbour_peak(ra, ga, level=FIRST_PEAK_LEVEL * top) if top > 0 else (None, ())
     if peak is None or peaks == 0:
         return Verdict("not a G(r): it has no peak (a G(r) has one at each interatomic distance)")
     if peaks == 1:
@@ -274,6 +314,11 @@ def check_curve(
         return Verdict(f"not a G(r) in Å: its first peak is at {peak:.3g} Å, where a material's shortest "
                        f"interatomic distance (about 1–4 Å) cannot be{unit}")
 
+    warnings = ()
+    if ripples:
+        ratio = float(ga[np.isin(ra, ripples)].max() / ga[np.argmin(np.abs(ra - peak))])
+        warnings = (f"strong termination ripples below the first peak ({peak:.3g} Å): maxima at "
+                    f"{', '.join(f'{x:.3g}' for x in ripples)} Å, up to {ratio:.0%} of its height",)
     if step > MAX_R_STEP:
         doubts.append(f"r-step {step:.3g} Å is too coarse to resolve G(r)'s peaks (need ≤ {MAX_R_STEP:g} Å)")
     elif share is None and step <= 0.105 and ga.size > 16:
@@ -294,7 +339,7 @@ def check_curve(
     if single is not None and single > MAX_ONE_FREQUENCY_SHARE:
         doubts.append(f"one spatial frequency carries {single:.0%} of its variation (a sine?), "
                       "unlike a G(r)")
-    return Verdict(doubts=tuple(doubts))
+    return Verdict(doubts=tuple(doubts), warnings=warnings)
 
 
 def check_file(curve, *, rmax: float = 30.0) -> Verdict:

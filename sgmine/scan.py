@@ -189,7 +189,7 @@ def _prepare_batch(items: Sequence[Item], start: int, model: Model) -> list[tupl
         prediction = Prediction(
             source=source,
             status=OK,
-            warnings=curve.warnings + result.warnings,
+            warnings=curve.warnings + result.warnings + list(verdict.warnings),
             r_min=result.r_min,
             r_max=result.r_max,
             qmax=curve.qmax,

@@ -2,6 +2,7 @@
 confident answer; every real measured G(r) stays accepted (issue #13)."""
 
 import csv
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,67 @@ def test_arrays_are_checked_too(template_model):
     r = np.arange(0, 30, 0.01)
     (noise,) = predict((r, np.random.default_rng(0).normal(size=r.size)), model=template_model)
     assert noise.status == "error" and "white noise" in noise.message
+
+
+def _c60_crystal():
+    """fcc C60 (a = 14.17 Å): truncated-icosahedron molecules (C–C 1.44 Å) at the fcc sites."""
+    from diffpy.structure import Atom, Lattice, Structure
+
+    phi, a = (1 + 5 ** 0.5) / 2, 14.17
+    vertices = set()
+    for base in ((0, 1, 3 * phi), (1, 2 + phi, 2 * phi), (phi, 2, phi ** 3)):  # edge length 2
+        for shift in range(3):
+            cyclic = base[shift:] + base[:shift]
+            for signs in itertools.product((1, -1), repeat=3):
+                vertices.add(tuple(round(x * s, 9) for x, s in zip(cyclic, signs)))
+    molecule = np.array(sorted(vertices)) * 1.44 / 2
+    sites = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return Structure([Atom("C", xyz=site + xyz / a) for site in sites for xyz in molecule],
+                     lattice=Lattice(a, a, a, 90, 90, 90))
+
+
+@pytest.fixture(scope="module")
+def c60_with_ripples():
+    """A C60 G(r) as diffpy.srfit's measured C60.gr looks (x-ray, Qmax 18, r to 20 Å): the
+    simulated curve plus the transform of a normalisation residual c in S(Q) (what an imperfect
+    self-scattering subtraction leaves), (2c/π)·[sin(Qmax r)/r² − Qmax cos(Qmax r)/r]: ripples
+    of period 2π/Qmax growing as 1/r towards r = 0, here above the C–C peak below 0.5 Å and
+    at 65 % of it between 0.5 and 0.8 Å (C60.gr: 170 % and 66 %)."""
+    pytest.importorskip("diffpy.structure")
+    from sgmine.simulate import PDFParams, simulate
+
+    qmax = 18.0
+    r = np.round(np.arange(0.01, 20.0001, 0.01), 4)
+    g = simulate(_c60_crystal(), r, PDFParams(qmax=qmax, qdamp=0.03, uiso=0.003, delta2=0.0))
+    residual = 2 / np.pi * (np.sin(qmax * r) / r ** 2 - qmax * np.cos(qmax * r) / r)
+    bond = g[(r > 1.3) & (r < 1.6)].max()
+    ripples = g + 0.65 * bond / residual[(r >= 0.5) & (r < 0.8)].max() * residual
+    assert ripples[r < 0.5].max() > bond and check_curve(r, g).trusted  # ripples above the C–C peak; clean: fine
+    return r, ripples
+
+
+def test_termination_ripples_below_the_first_peak_are_a_warning(c60_with_ripples, template_model):
+    """C60.gr was refused ("first peak at 0.55 Å ... is r in nm?"): the unit check looks at the
+    first peak beyond 0.8 Å, where the first interatomic distance can be; the ripples below it
+    are a warning, and the same curve with r in nm is still refused."""
+    r, g = c60_with_ripples
+    verdict = check_curve(r, g)
+    assert verdict.refusal is None and verdict.trusted
+    (warning,) = verdict.warnings
+    assert "termination ripples below the first peak (1.4" in warning and "0.5" in warning
+    (pred,) = predict((r, g), model=template_model)
+    assert pred.ok and pred.in_domain is None and any("termination ripples" in w for w in pred.warnings)
+    for step in (0.001, 0.002, 0.01, 0.02):  # r in nm, as written at any usual step
+        nm = np.arange(0.001, 2.0, step)
+        refusal = check_curve(nm, np.interp(nm, r / 10, g)).refusal
+        assert refusal is not None and "r in nm" in refusal, step
+
+
+def test_maxima_as_high_as_the_peak_beyond_are_the_first_peak(data_dir):
+    """Ni.gr with r in nm, sampled too coarsely (0.03 nm) for its spectrum to show it: its maxima
+    below 0.8 (the Ni shells at 5–8 Å) are no side lobes of the peak beyond, so the first of them
+    is the first peak and the curve is refused."""
+    ni = read_gr(data_dir / "Ni.gr")
+    nm = np.arange(0.0, 6.0, 0.03)
+    refusal = check_curve(nm, np.interp(nm, ni.r / 10, ni.g)).refusal
+    assert refusal is not None and "first peak is at 0.6" in refusal and "r in nm" in refusal
