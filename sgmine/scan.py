@@ -22,7 +22,8 @@ from sgmine.grid import GridError, Resampled, resample, resample_many
 from sgmine.model import Model, none_of_these
 from sgmine.prediction import ERROR, OK, Candidate, Prediction  # re-exported: their old home
 
-#: An input: a path to a PDF file, an ``(r, G)`` pair of arrays, or an N×2 array of (r, G) rows.
+#: An input: a path to a PDF file, an ``(r, G)`` pair of arrays, or an N×k array of rows whose
+#: first two columns are r and G (what ``np.loadtxt`` gives: r, G, dr, dG, ...).
 Item = Union[str, os.PathLike, tuple, np.ndarray]
 
 #: Items in the first batch of :func:`iter_predictions` (the others are ``batch_size``).
@@ -52,9 +53,10 @@ def expand_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
 
 def _is_single_array_item(items: Any) -> bool:
     """True when ``items`` is one curve rather than a list of inputs: an ``(r, G)`` tuple of two
-    numeric sequences, or a 2-D array of (r, G) rows (as ``np.loadtxt`` gives) or columns."""
+    numeric sequences, or any 2-D array (rows of r, G and maybe more columns, as ``np.loadtxt``
+    gives, or 2×N columns; :func:`_columns` says what is wrong with any other shape)."""
     if isinstance(items, np.ndarray):
-        return items.ndim == 2 and 2 in items.shape
+        return items.ndim == 2
     if isinstance(items, tuple) and len(items) == 2:
         return not any(isinstance(part, (str, os.PathLike, Curve, tuple)) for part in items) and all(
             np.ndim(part) == 1 for part in items
@@ -63,19 +65,22 @@ def _is_single_array_item(items: Any) -> bool:
 
 
 def _columns(item: Any) -> tuple[Any, Any]:
-    """r and G of an ``(r, G)`` pair or a 2-D array of rows (N×2) or columns (2×N)."""
+    """r and G of an ``(r, G)`` pair or a 2-D array: N×k rows (k ≥ 2; r and G are the first two
+    columns, as in a .gr file's r, G, dr, dG) or 2×N columns."""
     if isinstance(item, np.ndarray) and item.ndim == 2:
-        if item.shape[1] == 2:
+        rows, columns = item.shape
+        if columns == 2 or (columns > 2 and rows != 2):
             return item[:, 0], item[:, 1]
-        if item.shape[0] == 2:
+        if rows == 2:
             return item[0], item[1]
-        raise ReadError(f"a {item.shape[0]}×{item.shape[1]} array is not (r, G): need N×2 rows or 2×N columns")
+        raise ReadError(f"a {rows}×{columns} array is not a curve: need N×k rows with r and G in the first two "
+                        "columns, or 2×N columns")
     r, g = item
     return r, g
 
 
 def _load_item(item: Item, r_range: tuple[float, float]) -> Curve:
-    """Read a path (only its rows around ``r_range``), or wrap an ``(r, G)`` pair or N×2 array, as a
+    """Read a path (only its rows around ``r_range``), or wrap an ``(r, G)`` pair or N×k array, as a
     :class:`Curve`."""
     if isinstance(item, (str, os.PathLike)):
         if os.path.isdir(item):
@@ -85,8 +90,10 @@ def _load_item(item: Item, r_range: tuple[float, float]) -> Curve:
         return item
     try:
         r, g = _columns(item)
+    except ReadError:
+        raise
     except (TypeError, ValueError):
-        raise ReadError("expected a file path, an (r, G) pair of arrays, or an N×2 array") from None
+        raise ReadError("expected a file path, an (r, G) pair of arrays, or an N×k array of (r, G, ...) rows") from None
     try:
         r = np.asarray(r, dtype=np.float64).ravel()
         g = np.asarray(g, dtype=np.float64).ravel()
@@ -293,8 +300,9 @@ def predict(
     ----------
     items
         Paths to PDF files (``.gr``, ``.gr.gz`` or any two-column text), ``(r, G)`` pairs of
-        arrays, N×2 arrays of (r, G) rows (what ``np.loadtxt`` gives), or a list of these; a
-        single path, ``(r, G)`` pair or array is one item. Directories and globs are not
+        arrays, N×k arrays of rows whose first two columns are r and G (what ``np.loadtxt``
+        gives, also for r, G, dr, dG files), or a list of these; a single path, ``(r, G)`` pair
+        or 2-D array is one item. Directories and globs are not
         expanded here (see :func:`expand_paths`).
     top_k
         How many candidates to return per item (at most the model's number of classes).

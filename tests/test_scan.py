@@ -138,3 +138,19 @@ def test_batching_changes_nothing_but_the_pace(data_dir, template_model, batch_s
         assert [c.space_group for c in a.candidates] == [c.space_group for c in b.candidates]
         np.testing.assert_allclose([c.probability for c in a.candidates], [c.probability for c in b.candidates],
                                    atol=1e-6)
+
+
+def test_an_array_of_rows_with_more_columns_is_one_curve(tmp_path, data_dir, template_model):
+    """``predict(np.loadtxt(f))`` on an r, G, dr, dG file is one curve (r and G the first two
+    columns), as its (r, G) pair is; it used to give one error row per data row."""
+    ni = read_gr(data_dir / "Ni.gr")
+    path = tmp_path / "four_columns.gr"
+    np.savetxt(path, np.column_stack([ni.r, ni.g, np.full_like(ni.r, 0.01), np.full_like(ni.r, 0.002)]))
+    (rows,) = predict(np.loadtxt(path), top_k=8, model=template_model)
+    (pair,) = predict((ni.r, ni.g), top_k=8, model=template_model)
+    assert rows.ok and [(c.space_group, c.probability) for c in rows.candidates] == [
+        (c.space_group, c.probability) for c in pair.candidates]
+    (columns,) = predict(np.loadtxt(path)[:, :2].T, top_k=8, model=template_model)  # 2×N: r and G as rows
+    assert columns.candidates == pair.candidates
+    (one,) = predict(ni.g[:, None], model=template_model)
+    assert one.status == "error" and "6001×1 array is not a curve" in one.message
