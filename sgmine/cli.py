@@ -107,7 +107,9 @@ def scan(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here (atomically) instead of stdout."),
     model_path: Optional[str] = typer.Option(None, "--model", "-m", metavar="NAME|FILE", help=MODEL_HELP),
     fmt: Optional[str] = typer.Option(
-        None, "--format", "-f", help="csv or json [default: from --out's suffix, else csv]."
+        None, "--format", "-f",
+        help="csv or json [default: from --out's suffix, .csv or .json (another suffix needs --format); csv on "
+        "stdout].",
     ),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="PDFs scored per model call."),
     report_names: Optional[List[str]] = typer.Option(
@@ -138,7 +140,20 @@ def scan(
         "curve and candidates for one. Needs matplotlib (pip install 'sgmine[plot]').",
     ),
 ) -> None:
-    """Score PDFs and write the top-k candidate space groups of each, one row per input."""
+    """Score PDFs and write the top-k candidate space groups of each, one row per input.
+
+    Columns: file; status (ok or error); sg_i, symbol_i, prob_i (the i-th candidate's space-group
+    number, symbol and calibrated probability); confidence (the top candidate's probability);
+    in_domain (true when the curve looks like the crystals the model was trained on, by the
+    model's calibrated threshold on confidence or none_of_these; false when it does not or the
+    curve itself gives reason to doubt it, as the message says: treat the candidates as
+    unreliable; empty for a model without a threshold); none_of_these (for a model with that output: the probability
+    that the space group is none of the model's classes, the candidates' probabilities summing to
+    1 minus it; empty otherwise); r_min, r_max (the r-range used, Å); qmax (from the file's
+    header); message (why a file failed, or warnings).
+
+    Exit status: 0 all scored; 1 some error rows or a reporter failed; 2 usage error; 130 interrupted.
+    """
     from sgmine import __version__
     from sgmine.model import ModelError
     from sgmine.reporters import ReportContext
@@ -225,9 +240,12 @@ def _finish_scan(predictions: List["Prediction"], report_failures: List["Reporte
 
 
 def _output_format(fmt: Optional[str], out: Optional[Path]) -> str:
-    """csv or json: ``--format``, else ``--out``'s suffix, else csv; exit 2 when they disagree."""
+    """csv or json: ``--format``, else ``--out``'s suffix (.csv or .json), else csv on stdout; exit 2
+    when they disagree, or when ``--out`` has another suffix and no ``--format`` says what to write."""
     suffix = out.suffix.lower().lstrip(".") if out is not None else ""
     if fmt is None:
+        if out is not None and suffix not in ("csv", "json"):
+            _fail(f"cannot tell the table's format from --out {out}: name it .csv or .json, or give --format csv|json")
         return "json" if suffix == "json" else "csv"
     fmt = fmt.lower()
     if fmt not in ("csv", "json"):

@@ -84,6 +84,23 @@ def test_usage_errors_exit_2(tmp_path, data_dir, template_model):
     assert runner.invoke(app, ["scan", ni, "--model", str(template_model), "--save-every", "-1"]).exit_code == 2
 
 
+def test_out_with_another_suffix_needs_format(tmp_path, data_dir, template_model):
+    """--out r.txt used to get CSV silently: without --format it is refused before any work (exit
+    2, nothing written); with --format the user has said what to write."""
+    ni, out = str(data_dir / "Ni.gr"), tmp_path / "r.txt"
+    refused = runner.invoke(app, ["scan", ni, "--model", str(template_model), "--out", str(out)])
+    assert refused.exit_code == 2 and not out.exists()
+    assert f"cannot tell the table's format from --out {out}: name it .csv or .json" in refused.stderr
+    written = runner.invoke(app, ["scan", ni, "--model", str(template_model), "--out", str(out), "--format", "json"])
+    assert written.exit_code == 0 and json.loads(out.read_text())[0]["status"] == "ok"
+
+
+def test_scan_help_explains_the_columns():
+    text = " ".join(runner.invoke(app, ["scan", "--help"], terminal_width=200).stdout.split())
+    for column in ("confidence (the top candidate's probability)", "in_domain (true when", "none_of_these (for a model"):
+        assert column in text
+
+
 def test_output_file_written_atomically_and_replaced(tmp_path, data_dir, template_model):
     out = tmp_path / "scan.csv"
     out.write_text("previous results\n")
