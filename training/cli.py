@@ -40,6 +40,10 @@ from training import ensemble  # noqa: E402  (light: Keras loads inside the comm
 
 app.command("ensemble")(ensemble.ensemble_command)
 
+from training import shrink  # noqa: E402  (light: onnx loads inside the command)
+
+app.command("shrink")(shrink.shrink_command)
+
 
 def main() -> None:
     """Console-script entry point."""

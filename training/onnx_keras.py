@@ -82,8 +82,9 @@ def read_onnx(path: str | Path):
 
 def graph_constants(graph) -> dict[str, np.ndarray]:
     """Every floating-point constant of ``graph`` by tensor name, as float64: initializers,
-    ``Constant`` nodes, and the ``Cast`` or ``DequantizeLinear`` of a constant (a file whose
-    weights are stored in float16 or as integers reads like its float32 original)."""
+    ``Constant`` nodes, and the ``Cast``, ``DequantizeLinear`` or product of constants (a file
+    whose weights are stored in float16 or as integers, :mod:`training.shrink`, reads like its
+    float32 original)."""
     from onnx import numpy_helper
 
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -94,6 +95,8 @@ def graph_constants(graph) -> dict[str, np.ndarray]:
             values[node.output[0]] = values[node.input[0]].astype(np.float64)
         elif node.op_type == "DequantizeLinear" and all(i in values for i in node.input[:2]):
             values[node.output[0]] = _dequantize(node, values)
+        elif node.op_type == "Mul" and len(node.input) == 2 and all(i in values for i in node.input):
+            values[node.output[0]] = values[node.input[0]].astype(np.float64) * values[node.input[1]]
     return {name: np.asarray(v, np.float64) for name, v in values.items() if np.asarray(v).dtype.kind == "f"}
 
 
@@ -187,6 +190,8 @@ def member_steps(proto, member: int | None = None) -> list[Step]:
 def _read_node(node, constants: dict[str, np.ndarray], steps: list[Step]) -> None:
     """Append what ``node`` adds to ``steps``: a new step, or the bias or shift of the last one."""
     op = node.op_type
+    if all(name in constants for name in node.output):  # a constant computed from constants
+        return
     const = next((constants[name] for name in node.input if name in constants), None)
     if op == "Conv":
         if node.input[1] not in constants:
