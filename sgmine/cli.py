@@ -588,7 +588,8 @@ def models(
     groups, description, file size, which is the default. Reads only their metadata."""
     import json
 
-    from sgmine.models import describe, format_listing, shipped_models
+    from sgmine.model import describe
+    from sgmine.models import format_listing, shipped_models
 
     entries = [describe(m) for m in shipped_models().values()]
     typer.echo(json.dumps(entries, indent=2) if as_json else format_listing(entries), nl=as_json)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,15 @@ from typing import Any
 import numpy as np
 
 from sgmine.grid import Grid
-from sgmine.models import INT8_SUFFIX
+from sgmine.models import (
+    INT8_SUFFIX,
+    MetadataError,
+    ShippedModel,
+    read_metadata,
+    resolve_model,
+    shipped_name,
+    unknown_model_message,
+)
 
 FORMAT_VERSION = "1"
 #: Probabilities that sum to 1 within this leave nothing to "none of these" (float rounding).
@@ -223,8 +232,6 @@ def int8_model_path(path: str | Path | None = None) -> Path:
     """Where the INT8 version of model ``path`` (a file or a shipped model's name; None: the
     default model) lives: ``<stem>.int8.onnx`` beside it (a path that already names an INT8
     file is returned as it is)."""
-    from sgmine.models import resolve_model
-
     path = resolve_model(path)
     return path if path.name.endswith(INT8_SUFFIX) else path.with_name(path.stem + INT8_SUFFIX)
 
@@ -320,9 +327,10 @@ class Model:
     def __init__(self, path: str | Path | None = None, *, threads: int | None = None, int8: bool = False) -> None:
         """Load model ``path``: an ONNX file, or the name of a model shipped with sgmine
         (``"sg8"``, see :func:`sgmine.models.shipped_models`); None loads the default one."""
-        from sgmine.models import resolve_model, unknown_model_message
-
         self.path = resolve_model(path)
+        #: How to name this model to a user: its shipped name (``sg8``) or its file, "(INT8)" added
+        #: for the INT8 copy; :attr:`ModelInfo.model_version` says which version it is.
+        self.name = (shipped_name(self.path) or str(self.path)) + (" (INT8)" if int8 else "")
         if int8:  # the INT8 file beside the model, which must exist
             self.path = int8_model_path(self.path)
             if not self.path.is_file():
@@ -470,6 +478,44 @@ def none_of_these(probs: np.ndarray) -> np.ndarray:
     """The probability each row leaves to none of the model's classes (0 for a plain softmax)."""
     rest = 1.0 - np.asarray(probs, dtype=np.float64).sum(axis=1)
     return np.where(rest > REMAINDER_TOLERANCE, rest, 0.0)
+
+
+def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
+    """The :class:`~sgmine.model.ModelInfo` of model file ``path``, from its metadata alone;
+    :class:`~sgmine.model.ModelError` when the file cannot be read or is not an sgmine model."""
+    try:
+        meta = read_metadata(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read model {path}: {exc.strerror or exc}") from None
+    except (MetadataError, UnicodeDecodeError) as exc:
+        raise ModelError(f"cannot read model {path}: not an ONNX file ({exc})") from None
+    try:
+        return ModelInfo.from_metadata(meta)
+    except ValueError as exc:
+        raise ModelError(f"model {path} is not an sgmine model: {exc}") from None
+
+
+def describe(shipped: ShippedModel) -> dict[str, object]:
+    """What ``sgmine models`` says about one shipped model, read from its metadata (an
+    ``error`` entry instead of the model's figures when its file cannot be read)."""
+    entry: dict[str, object] = {"name": shipped.name, "default": shipped.default}
+    try:
+        info = read_model_info(shipped.path)
+        entry.update(
+            version=info.model_version,
+            n_classes=len(info.classes),
+            space_groups=[{"number": int(c), "symbol": s} for c, s in zip(info.classes, info.symbols)],
+            description=info.training_data,
+        )
+    except ModelError as exc:
+        entry["error"] = str(exc)
+    try:
+        entry["size_bytes"] = shipped.size
+    except OSError:
+        entry["size_bytes"] = None
+    entry["path"] = str(shipped.path)
+    entry["card"] = str(shipped.card) if shipped.card is not None else None
+    return entry
 
 
 def _first_line(exc: BaseException) -> str:

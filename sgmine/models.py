@@ -9,9 +9,10 @@ with the same stem (``MODEL_CARD.md`` for ``model.onnx``). If both ``model.onnx`
 ``sg8.onnx`` exist, ``model.onnx`` is ``sg8``.
 
 Nothing about a model (classes, grid, version, description) is written here: it is read from
-each file's metadata (:class:`sgmine.model.ModelInfo`). :func:`read_metadata` reads only the
-metadata of an ONNX file, skipping the graph, so listing the shipped models loads none of them
-(and imports neither numpy nor onnxruntime until :meth:`ShippedModel.info` is asked for).
+each file's metadata (:class:`sgmine.model.ModelInfo`, :func:`sgmine.model.read_model_info`).
+:func:`read_metadata` reads only the metadata of an ONNX file, skipping the graph, so listing
+the shipped models loads none of them. This module imports nothing of sgmine's (nor numpy or
+onnxruntime): :mod:`sgmine.model` builds on it, never the other way round.
 
 :func:`resolve_model` is the one place where a model argument becomes a file: the CLI's
 ``--model``, :class:`sgmine.model.Model` and ``sgmine.predict(..., model=...)`` all go through it.
@@ -23,10 +24,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
-
-if TYPE_CHECKING:
-    from sgmine.model import ModelInfo
+from typing import BinaryIO
 
 #: Where the shipped models live (read at call time, so tests can point it elsewhere).
 DATA_DIR = Path(__file__).parent / "data"
@@ -53,10 +51,6 @@ class ShippedModel:
     def size(self) -> int:
         """File size in bytes."""
         return self.path.stat().st_size
-
-    def info(self) -> "ModelInfo":
-        """The model's metadata (read from the file, without loading the model)."""
-        return read_model_info(self.path)
 
 
 def shipped_models() -> dict[str, ShippedModel]:
@@ -112,31 +106,6 @@ def unknown_model_message(model: str | os.PathLike[str]) -> str:
     names = ", ".join(shipped_models()) or "none in this install"
     return (f"model file {os.fspath(model)} does not exist, and it is not the name of a shipped model "
             f"({names}; see `sgmine models`)")
-
-
-def describe(shipped: ShippedModel) -> dict[str, object]:
-    """What ``sgmine models`` says about one shipped model, read from its metadata (an
-    ``error`` entry instead of the model's figures when its file cannot be read)."""
-    from sgmine.model import ModelError
-
-    entry: dict[str, object] = {"name": shipped.name, "default": shipped.default}
-    try:
-        info = shipped.info()
-        entry.update(
-            version=info.model_version,
-            n_classes=len(info.classes),
-            space_groups=[{"number": int(c), "symbol": s} for c, s in zip(info.classes, info.symbols)],
-            description=info.training_data,
-        )
-    except ModelError as exc:
-        entry["error"] = str(exc)
-    try:
-        entry["size_bytes"] = shipped.size
-    except OSError:
-        entry["size_bytes"] = None
-    entry["path"] = str(shipped.path)
-    entry["card"] = str(shipped.card) if shipped.card is not None else None
-    return entry
 
 
 def format_listing(entries: list[dict[str, object]]) -> str:
@@ -247,20 +216,3 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             if stream.tell() > size:
                 raise MetadataError("truncated field")
     return meta
-
-
-def read_model_info(path: str | os.PathLike[str]) -> "ModelInfo":
-    """The :class:`~sgmine.model.ModelInfo` of model file ``path``, from its metadata alone;
-    :class:`~sgmine.model.ModelError` when the file cannot be read or is not an sgmine model."""
-    from sgmine.model import ModelError, ModelInfo
-
-    try:
-        meta = read_metadata(path)
-    except OSError as exc:
-        raise ModelError(f"cannot read model {path}: {exc.strerror or exc}") from None
-    except (MetadataError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read model {path}: not an ONNX file ({exc})") from None
-    try:
-        return ModelInfo.from_metadata(meta)
-    except ValueError as exc:
-        raise ModelError(f"model {path} is not an sgmine model: {exc}") from None

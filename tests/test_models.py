@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from sgmine import models, predict
 from sgmine.cli import app
-from sgmine.model import Model, ModelError, int8_model_path
+from sgmine.model import Model, ModelError, int8_model_path, read_model_info
 from sgmine.scan import _cached_model
 
 runner = CliRunner()
@@ -72,7 +72,7 @@ def test_sg8_is_the_shipped_default():
     assert shipped["sg8"].path == SHIPPED and shipped["sg8"].card == SHIPPED.with_name("MODEL_CARD.md")
     model = Model("sg8")
     assert model.path == SHIPPED
-    assert model.info == models.read_model_info(SHIPPED)
+    assert model.info == read_model_info(SHIPPED) and model.name == "sg8"
     assert len(model.info.classes) == 8
 
 
@@ -109,7 +109,7 @@ def test_registry_lists_the_files_in_the_folder(package_data):
     other = shipped["sgtest5"]
     assert other.path == package_data / "sgtest5.onnx" and other.card == package_data / "sgtest5.md"
     assert not other.default
-    assert other.info().classes == tuple(OTHER_CLASSES)
+    assert read_model_info(other.path).classes == tuple(OTHER_CLASSES)
     assert models.resolve_model("sgtest5") == package_data / "sgtest5.onnx"
     assert int8_model_path("sgtest5") == package_data / "sgtest5.int8.onnx"
 
@@ -263,8 +263,18 @@ def test_unreadable_files_are_model_errors(tmp_path, template_model, monkeypatch
     empty.write_bytes(b"")
     for path, problem in [(junk, "not an ONNX file"), (half, "not an ONNX file"), (empty, "lacks classes")]:
         with pytest.raises(ModelError, match=problem):
-            models.read_model_info(path)
+            read_model_info(path)
     monkeypatch.setattr(models, "DATA_DIR", tmp_path)
     result = runner.invoke(app, ["models", "--json"])
     assert result.exit_code == 1  # listed, each with its error
     assert {e["name"]: "error" in e for e in json.loads(result.stdout)} == {"empty": True, "half": True, "junk": True}
+
+
+def test_the_registry_imports_no_other_sgmine_module():
+    """sgmine.model builds on sgmine.models, never the other way round (they imported each other)."""
+    import ast
+
+    tree = ast.parse(Path(models.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {name for name in imported if name and name.split(".")[0] == "sgmine"}
