@@ -11,8 +11,10 @@
 A table holds only each file's top-k candidates, so the files are scored again here to get
 every class's probability (cheap: a second for hundreds of files). Files that cannot be read
 any more are drawn from the table's top-k, the other classes left blank (grey). The header
-values for ``--order header:KEY`` come from the files too. Scoring with another model than
-the one that wrote the table is reported (the top candidate differs).
+values for ``--order header:KEY`` come from the files too. Another model than the one that
+wrote the table is refused (:func:`check_model`: a JSON table names its model and version, and
+no table may name a space group the model does not have); for a CSV table, which does not
+name its model, files whose top candidate differs are reported in one warning.
 
 Needs matplotlib (the ``plot`` extra); the figure is built with :class:`matplotlib.figure.Figure`
 directly (no pyplot, no display), and written atomically.
@@ -114,6 +116,33 @@ def _format(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
+def check_model(predictions: Sequence[Prediction], model: Model) -> None:
+    """Refuse a table that another model wrote.
+
+    Parameters
+    ----------
+    predictions
+        The table's rows.
+    model
+        The model that is to score the files again.
+
+    Raises
+    ------
+    PlotError
+        When the rows name a model version (a JSON table does) and none is ``model``'s, or name a
+        space group that ``model`` does not have; the message says which model to use.
+    """
+    versions = {p.model_version: p.model for p in predictions if p.model_version}
+    if versions and model.info.model_version not in versions:
+        version, name = sorted(versions.items())[0]
+        raise PlotError(f"the table was written with model {name} (version {version}), not with {model.name} "
+                        f"(version {model.info.model_version}): plot it with --model {name}")
+    unknown = sorted({c.space_group for p in predictions for c in p.candidates} - set(model.info.classes))
+    if unknown:
+        raise PlotError(f"the table names space group {unknown[0]}, which model {model.name} does not have: "
+                        "plot it with the --model that wrote it")
+
+
 def build_series(predictions: Sequence[Prediction], *, model: Model, order: str = "name") -> Series:
     """Score the tabled files again for every class's probability, and put them in order.
 
@@ -131,10 +160,12 @@ def build_series(predictions: Sequence[Prediction], *, model: Model, order: str 
     Raises
     ------
     PlotError
-        For an unknown ``order``, or ``header:KEY`` when no file has ``KEY``.
+        For another model than the table's (:func:`check_model`), an unknown ``order``, or
+        ``header:KEY`` when no file has ``KEY``.
     """
     if not predictions:
         raise PlotError("no results to plot")
+    check_model(predictions, model)
     if order not in ("name", "table") and not (order.startswith("header:") and order[len("header:"):].strip()):
         raise PlotError(f"unknown order {order!r}; use name, table or header:KEY (e.g. header:temperature)")
     pairs = sorted(zip(model.info.classes, model.info.symbols))
@@ -144,7 +175,7 @@ def build_series(predictions: Sequence[Prediction], *, model: Model, order: str 
 
     readable = [i for i, p in enumerate(predictions) if os.path.isfile(p.source)]
     again = dict(zip(readable, iter_predictions([predictions[i].source for i in readable], model, top_k=len(classes))))
-    points, metadata = [], []
+    points, metadata, differ = [], [], []
     for i, row in enumerate(predictions):
         name = Path(row.source).name
         fresh = again.get(i)
@@ -157,11 +188,14 @@ def build_series(predictions: Sequence[Prediction], *, model: Model, order: str 
             metadata.append({})
             continue
         if row.ok and fresh.ok and row.best and fresh.best and row.best.space_group != fresh.best.space_group:
-            warnings.append(f"{row.source}: the table's top candidate is {row.best.space_group}, the model's now "
-                            f"{fresh.best.space_group}: was the table written with another --model?")
+            differ.append(f"{name} {row.best.space_group} → {fresh.best.space_group}")
         points.append(Point(row.source, name, fresh.status, fresh.in_domain, _vector(fresh, index, len(classes)),
                             fresh.message))
         metadata.append(fresh.metadata)
+    if differ:
+        warnings.append(f"{len(differ)} of {len(predictions)} file(s) have another top candidate than in the table ("
+                        + ", ".join(differ[:5]) + (" ..." if len(differ) > 5 else "")
+                        + "): was the table written with another --model?")
 
     axis_title = "file"
     if order == "name":

@@ -49,6 +49,10 @@ class Prediction:
     #: Why the curve is not one the model can judge (see :mod:`sgmine.plausibility`); any
     #: doubt makes ``in_domain`` False.
     doubts: list[str] = field(default_factory=list)
+    #: The model that scored it (:attr:`sgmine.model.Model.name`: a shipped model's name or its
+    #: file) and that model's version; empty where not known (a row read from a CSV table).
+    model: str = ""
+    model_version: str = ""
 
     @property
     def ok(self) -> bool:

@@ -80,6 +80,7 @@ def sidecar_record(prediction: Prediction, context: ReportContext) -> dict[str, 
     record = to_record(prediction)
     record["top_k"] = context.top_k
     record["model"] = {
+        **record["model"],
         "path": context.model_path,
         "version": context.model.model_version,
         "classes": list(context.model.classes),

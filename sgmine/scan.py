@@ -216,6 +216,8 @@ def _check(curve: Curve, model: Model) -> plausibility.Verdict:
 
 
 def _score_batch(batch: list[tuple[Prediction, np.ndarray | None]], model: Model, top_k: int) -> list[Prediction]:
+    for prediction, _ in batch:
+        prediction.model, prediction.model_version = model.name, model.info.model_version
     rows = [values for _, values in batch if values is not None]
     if rows:
         probs = model.predict_proba(np.stack(rows))

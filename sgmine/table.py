@@ -100,11 +100,12 @@ def to_record(prediction: Prediction) -> dict[str, Any]:
         "warnings": list(prediction.warnings),
         "doubts": list(prediction.doubts),
         "metadata": {k: v for k, v in prediction.metadata.items() if isinstance(v, (str, int, float))},
+        "model": {"name": prediction.model, "version": prediction.model_version},
     }
 
 
 def to_json(predictions: Sequence[Prediction]) -> str:
-    """The whole JSON document (a list of records) as text."""
+    """The whole JSON document (a list of records, each naming the model that scored it) as text."""
     return json.dumps([to_record(p) for p in predictions], indent=2, ensure_ascii=False) + "\n"
 
 
@@ -190,6 +191,8 @@ def from_record(record: dict[str, Any]) -> Prediction:
         confidence=record.get("confidence"),
         in_domain=record.get("in_domain"),
         none_of_these=record.get("none_of_these"),
+        model=str((record.get("model") or {}).get("name", "")),
+        model_version=str((record.get("model") or {}).get("version", "")),
     )
 
 

@@ -67,6 +67,8 @@ def test_directory_input_and_json_out(tmp_path, data_dir, template_model):
     assert records[1]["candidates"][0] == {"space_group": 225, "symbol": "Fm-3m",
                                            "probability": records[1]["candidates"][0]["probability"]}
     assert records[1]["metadata"]["composition"] == "Ni"
+    assert records[1]["model"] == {"name": str(template_model), "version": "test-template"}  # which model wrote it
+    assert table.from_record(records[1]).model_version == "test-template"
 
 
 def test_usage_errors_exit_2(tmp_path, data_dir, template_model):

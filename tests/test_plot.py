@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import matplotlib.image
+from conftest import CLASSES, SYMBOLS
+from onnx_builder import build_model
 
 from sgmine.model import Model
 from sgmine.plot import (
@@ -132,6 +135,39 @@ def test_one_file_shows_its_curve_on_the_model_grid_and_its_candidates(tmp_path,
     result = _sgmine("scan", data_dir / "Ni.gr", "--model", template_model, "--plot", picture)
     assert result.returncode == 0, result.stderr
     assert matplotlib.image.imread(picture).shape[:2] == PIXELS
+
+
+def test_a_table_of_another_model_is_refused(tmp_path, data_dir, template_model):
+    """A JSON table names the model that wrote it: plotting it with another is one clear refusal
+    (exit 2), not a warning per file; a table naming a group the model lacks (a CSV table too,
+    which names no model) is refused the same way."""
+    table = tmp_path / "t.json"
+    assert _sgmine("scan", data_dir / "Ni.gr", data_dir / "Si.gr", "--model", template_model, "--out", table).returncode == 0
+    assert json.loads(table.read_text())[0]["model"] == {"name": str(template_model), "version": "test-template"}
+    other = build_model(tmp_path / "other.onnx", CLASSES, SYMBOLS, model_version="other-version")
+    result = _sgmine("plot", table, "--out", tmp_path / "t.png", "--model", other)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (f"the table was written with model {template_model} (version test-template), not with {other} "
+            f"(version other-version): plot it with --model {template_model}") in result.stderr
+    assert not (tmp_path / "t.png").exists()
+
+    rows = predict([data_dir / "Ni.gr"], model=template_model, top_k=3)
+    for row in rows:
+        row.model_version = ""  # as read from a CSV table
+    two = Model(build_model(tmp_path / "two.onnx", [225, 227], ["Fm-3m", "Fd-3m"], model_version="test-template"))
+    missing = sorted({c.space_group for c in rows[0].candidates} - {225, 227})[0]
+    with pytest.raises(PlotError, match=f"names space group {missing}, which model .*two.onnx does not have"):
+        build_series(rows, model=two)
+
+
+@pytest.mark.skipif(not (ROOT / "sgmine" / "data" / "sg45.onnx").is_file(), reason="sg45 is not shipped here")
+def test_an_sg8_table_plotted_with_sg45_is_refused(tmp_path, data_dir):
+    """The issue's case: `plot --model sg45` on an sg8 JSON table printed 17 warnings, exit 0."""
+    table = tmp_path / "t.json"
+    assert _sgmine("scan", data_dir, "--model", "sg8", "--out", table).returncode == 0
+    result = _sgmine("plot", table, "--out", tmp_path / "t.png", "--model", "sg45")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "the table was written with model sg8 (version " in result.stderr and "--model sg8" in result.stderr
 
 
 def test_a_file_gone_is_drawn_from_the_table(tmp_path, data_dir, template_model):
