@@ -26,10 +26,10 @@ class CandidateModel:
     """
 
     source: str
-    model_rank: int
+    model_rank: int | None  # the group's rank among the model's candidates; None: not one of them
     space_group: int
     symbol: str
-    probability: float
+    probability: float | None  # the model's probability of the group; None: not one of its groups
     entry: LibraryEntry
     phase: object
     sgpars: object
@@ -70,6 +70,8 @@ def candidate_models(
     top_k: int = 3,
     model: Model | str | os.PathLike | None = None,
     symprec: float = DEFAULT_SYMPREC,
+    *,
+    every: bool = False,
 ) -> list[CandidateModel]:
     """Pair each of the top-``top_k`` space groups predicted for ``gr`` with the structures in
     ``structures`` whose spglib space group matches, best-ranked group first.
@@ -86,20 +88,27 @@ def candidate_models(
     model
         The ONNX model (path or loaded); None uses sgmine's shipped model. Ignored for a
         Prediction.
+    every
+        Also every other structure, under its own group, after those of the top-``top_k``
+        groups (``sgmine refine --all``): its ``model_rank`` and ``probability`` are the
+        prediction's for that group where the prediction ranks it, else None.
 
     Returns
     -------
     list of CandidateModel
         Ordered by model rank, then structure name. A candidate group with no structure in
-        the library contributes nothing. Structures that cannot be read are skipped with
-        a warning naming the file.
+        the library contributes nothing; :func:`left_out` says which structures were passed
+        over and why. Structures that cannot be read are skipped with a warning naming the file.
 
     Raises
     ------
     ValueError
         When ``gr`` cannot be scored (the message says why).
     """
-    prediction = gr if isinstance(gr, Prediction) else predict([gr], top_k=top_k, model=model)[0]
+    if isinstance(gr, Prediction):
+        prediction = gr
+    else:
+        prediction = predict([gr], top_k=_ALL_GROUPS if every else top_k, model=model)[0]
     if not prediction.ok:
         raise ValueError(f"{prediction.source}: {prediction.message}")
     library = load_library(structures, symprec)
@@ -109,9 +118,64 @@ def candidate_models(
     result = []
     for rank, candidate in enumerate(prediction.candidates[:top_k], start=1):
         for entry in sorted(library.with_group(candidate.space_group), key=lambda e: e.name):
-            phase, sgpars = space_group_parameters(entry, candidate.space_group)
-            result.append(
-                CandidateModel(prediction.source, rank, candidate.space_group, candidate.symbol,
-                               candidate.probability, entry, phase, sgpars)
-            )
+            result.append(_candidate(prediction.source, rank, candidate.space_group, candidate.symbol, candidate.probability, entry))
+    if every:
+        ranks = {c.space_group: (rank, c.probability) for rank, c in enumerate(prediction.candidates, start=1)}
+        for entry, _ in left_out(prediction, library, top_k, complete=not isinstance(gr, Prediction)):
+            rank, probability = ranks.get(entry.space_group, (None, None))
+            result.append(_candidate(prediction.source, rank, entry.space_group, entry.symbol, probability, entry))
     return result
+
+
+#: A top-k beyond any model's number of classes: all of its groups (:func:`sgmine.scan.top_candidates`).
+_ALL_GROUPS = 10_000
+
+
+def left_out(prediction: Prediction, library, top_k: int, *, complete: bool = False) -> list[tuple[LibraryEntry, str]]:
+    """The structures of ``library`` that :func:`candidate_models` passes over for
+    ``prediction``: those whose group is not among its top-``top_k``, each with the reason.
+
+    Parameters
+    ----------
+    prediction
+        A scored file; the further its ``candidates`` reach (score with every class of the
+        model), the more precise the reasons.
+    library
+        A :class:`~sgmine_diffpy.library.Library`.
+    top_k
+        The number of the prediction's groups whose structures are refined.
+    complete
+        Whether ``prediction.candidates`` lists every group of the model (then a group not
+        listed is not one of the model's groups).
+
+    Returns
+    -------
+    list of (LibraryEntry, str)
+        In the library's order (by name), e.g. ``(SrTiO3.cif, "its group 221 Pm-3m is not one
+        of the model's groups")`` or ``(CaTiO3.cif, "its group 62 Pnma is not among the model's
+        top-3 (the model ranks it 5th, p 0.012)")``.
+    """
+    ranks = {c.space_group: (rank, c.probability) for rank, c in enumerate(prediction.candidates, start=1)}
+    passed = []
+    for entry in sorted(library.entries, key=lambda e: e.name):
+        rank, probability = ranks.get(entry.space_group, (None, None))
+        if rank is not None and rank <= top_k:
+            continue
+        group = f"its group {entry.space_group} {entry.symbol}"
+        if rank is not None:
+            reason = f"{group} is not among the model's top-{top_k} (the model ranks it {_ordinal(rank)}, p {probability:.2g})"
+        else:
+            reason = f"{group} is not one of the model's groups" if complete else f"{group} is not among the model's top-{top_k}"
+        passed.append((entry, reason))
+    return passed
+
+
+def _candidate(source: str, rank: int | None, space_group: int, symbol: str, probability: float | None,
+               entry: LibraryEntry) -> CandidateModel:
+    phase, sgpars = space_group_parameters(entry, space_group)
+    return CandidateModel(source, rank, space_group, symbol, probability, entry, phase, sgpars)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -2,7 +2,9 @@
 :mod:`sgmine_diffpy.commands`, which imports this module only when the command runs).
 
 Exit status: 0 when every candidate was fitted, 1 when some file or fit failed (its row says
-why; the other rows are written), 2 for a usage, library or model error (nothing written).
+why; the other rows are written), 2 for a usage, library or model error (nothing written). A
+structure passed over because its group is not among the model's top-k is a row of status
+``skipped`` (and a line on stderr), not a failure.
 """
 
 from __future__ import annotations
@@ -45,52 +47,69 @@ def run_refine(
     fit_qdamp: bool = False,
     plot_dir: Optional[Path] = None,
     plot: bool = True,
+    structures: Optional[Path] = None,
+    every: bool = False,
 ) -> int:
-    """Score each PDF, refine every library structure in its top-k groups, write the table
-    (stdout or ``out``) sorted by Rw within each file, and a PNG of each file's best fit
-    (``<plot_dir>/<file name>.best-fit.png``). Returns the exit status (see the module text).
+    """Score each PDF, refine every library structure in its top-k groups (``every``: every
+    library structure), write the table (stdout or ``out``) sorted by Rw within each file, a
+    PNG of each file's best fit (``<plot_dir>/<file name>.best-fit.png``), and its refined
+    structure and fit for PDFgui or diffpy.srfit (``<structures>/<file name>.best-fit.cif`` and
+    ``.fgr``: :func:`sgmine_diffpy.handover.write_handover`). Returns the exit status (see the
+    module text).
     """
     from sgmine.scan import expand_paths, iter_predictions
-    from sgmine_diffpy.refine import to_csv
+    from sgmine_diffpy.refine import ERROR, to_csv
 
     try:
         plot_dir = _check_options(rmin, rmax, out, plot_dir, plot)
         library, model = _load_inputs(cif_dir, model_path)
+        structures = _structure_folder(structures, out)
     except UsageError as exc:
         return _usage(str(exc))
     top_k = min(top_k, len(model.info.classes))
-    fit_options = dict(qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp)
+    fit_options = dict(qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp, refine_positions=True)
 
     rows = []
-    for prediction in iter_predictions(expand_paths(paths), model, top_k=top_k):
-        results = refine_prediction(prediction, library, top_k, cif_dir, fit_options)
-        if plot_dir is not None and results[0].ok:
-            _plot_best(results[0], plot_dir / f"{Path(prediction.source).name}.best-fit.png")
+    # every class scored, so that a structure passed over can be told where the model ranks its group
+    for prediction in iter_predictions(expand_paths(paths), model, top_k=len(model.info.classes)):
+        results = refine_prediction(prediction, library, top_k, cif_dir, fit_options, every=every)
+        if results[0].ok:
+            name = f"{Path(prediction.source).name}.best-fit"
+            if plot_dir is not None:
+                _plot_best(results[0], plot_dir / f"{name}.png")
+            _hand_over(results[0], structures, name)
         rows += results
 
     try:
         _write(to_csv(rows), out)
     except OSError as exc:
         return _usage(f"cannot write {out}: {exc.strerror or exc}")
-    failed = sum(not r.ok for r in rows)
+    failed = sum(r.status == ERROR for r in rows)
     if failed:
         _say(f"sgmine refine: {failed} of {len(rows)} rows failed (see message column)")
         return EXIT_SOME_FAILED
     return EXIT_OK
 
 
-def refine_prediction(prediction, library, top_k: int, cif_dir, fit_options: dict) -> list:
-    """The fits of one scored file, sorted by Rw; one error row when it cannot be fitted."""
+def refine_prediction(prediction, library, top_k: int, cif_dir, fit_options: dict, *, every: bool = False) -> list:
+    """The fits of one scored file, sorted by Rw, then a ``skipped`` row for each library
+    structure whose group is not among the top-``top_k`` (``every``: those are fitted too); one
+    error row when the file cannot be fitted. ``prediction`` should rank every class of the
+    model (the skipped rows say where it ranks their group)."""
     from sgmine.gr import ReadError, read_gr
-    from sgmine_diffpy.candidates import candidate_models
+    from sgmine_diffpy.candidates import candidate_models, left_out
     from sgmine_diffpy.refine import fit_candidate, sort_by_rw
 
     if not prediction.ok:
         return [error_row(prediction.source, prediction.message)]
-    candidates = candidate_models(prediction, library, top_k=top_k)
+    candidates = candidate_models(prediction, library, top_k=top_k, every=every)
+    ranks = {c.space_group: (rank, c.probability) for rank, c in enumerate(prediction.candidates, start=1)}
+    skipped = [] if every else [skipped_row(prediction.source, entry, reason, *ranks.get(entry.space_group, (None, None)))
+                                for entry, reason in left_out(prediction, library, top_k, complete=True)]
     if not candidates:
-        groups = ", ".join(f"{c.space_group} {c.symbol}" for c in prediction.candidates)
-        return [error_row(prediction.source, f"no structure in {cif_dir} has any of the top-{top_k} groups ({groups})")]
+        groups = ", ".join(f"{c.space_group} {c.symbol}" for c in prediction.candidates[:top_k])
+        return [error_row(prediction.source, f"no structure in {cif_dir} has any of the top-{top_k} groups ({groups}); "
+                          "--all refines every structure"), *skipped]
     try:
         curve = read_gr(prediction.source)
     except ReadError as exc:
@@ -100,10 +119,22 @@ def refine_prediction(prediction, library, top_k: int, cif_dir, fit_options: dic
         start = time.perf_counter()
         result = fit_candidate(candidate, curve, **fit_options)
         outcome = f"Rw {result.rw:.4f}" if result.ok else f"failed: {result.message}"
+        rank = f"rank {candidate.model_rank}" if candidate.model_rank is not None else "not one of the model's groups"
         _say(f"sgmine refine: {prediction.source} × {Path(candidate.cif).name} "
-             f"({candidate.symbol}, rank {candidate.model_rank}): {outcome} ({time.perf_counter() - start:.1f} s)")
+             f"({candidate.symbol}, {rank}): {outcome} ({time.perf_counter() - start:.1f} s)")
         results.append(result)
-    return sort_by_rw(results)
+    return sort_by_rw(results) + skipped
+
+
+def skipped_row(source: str, entry, reason: str, model_rank: int | None = None, probability: float | None = None):
+    """A table row for a library structure that was not refined (with the model's rank and
+    probability of its group, where it ranks it), and a line on stderr saying why."""
+    from sgmine_diffpy.refine import SKIPPED, FitResult
+
+    message = f"not refined: {reason}; --all refines it"
+    _say(f"sgmine refine: {source}: {entry.path or entry.name} {message}")
+    return FitResult(source, entry.path or entry.name, entry.space_group, entry.symbol, model_rank, probability,
+                     status=SKIPPED, message=message)
 
 
 def error_row(source: str, message: str):
@@ -155,6 +186,32 @@ def _check_options(rmin: float, rmax: float, out: Optional[Path], plot_dir: Opti
     if not plot_dir.is_dir():
         raise UsageError(f"--plot-dir {plot_dir}: not a directory")
     return plot_dir
+
+
+def _structure_folder(structures: Optional[Path], out: Optional[Path]) -> Path:
+    """The folder for the refined structures and fits: ``structures``, else ``out``'s folder,
+    else the current one; made where it does not exist. Raises :class:`UsageError` when it
+    cannot be."""
+    folder = structures or (out.parent if out is not None else Path("."))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--structures {folder}: cannot make the folder ({exc.strerror or exc})") from None
+    return folder
+
+
+def _hand_over(result, folder: Path, name: str) -> None:
+    """Write the best fit's refined structure and fit (:func:`~sgmine_diffpy.handover.write_handover`);
+    a file that cannot be written is reported and never costs the table."""
+    from sgmine_diffpy.handover import write_handover
+
+    try:
+        cif, fgr = write_handover(result, folder, name)
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        _say(f"sgmine refine: cannot write the refined structure of {result.source} to {folder}: {detail}")
+        return
+    _say(f"sgmine refine: refined structure in {cif}, fit in {fgr}")
 
 
 def _load_inputs(cif_dir: Path, model_path: Optional[Path]):

@@ -37,10 +37,20 @@ def refine(
     rmax: float = typer.Option(30.0, "--rmax", help="Fit range end (Å)."),
     plot_dir: Optional[Path] = typer.Option(None, "--plot-dir", help="Where <file>.best-fit.png goes [default: --out's folder, else the current one]."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw each file's best fit (data, model, difference)."),
+    structures: Optional[Path] = typer.Option(
+        None, "--structures", metavar="DIR",
+        help="Where each file's best fit goes for PDFgui or diffpy.srfit: <file>.best-fit.cif (the refined structure, "
+             "the CIF's site labels) and <file>.best-fit.fgr (r, Gobs, Gcalc, Gdiff); made if missing "
+             "[default: --out's folder, else the current one]."),
+    every: bool = typer.Option(
+        False, "--all",
+        help="Refine every structure of --cif-dir, also those whose space group is not among the model's top-k "
+             "(without it they are listed as skipped rows, with the reason)."),
 ) -> None:
     """Refine every library structure in the top-k space groups against the measured G(r) with
-    pdffit2 (scale, lattice, isotropic ADPs, delta2); rows sorted by Rw. Needs the sgmine-diffpy
-    plugin (pip install ./plugins/sgmine-diffpy)."""
+    pdffit2 (scale; lattice; isotropic ADPs and delta2; then the atom coordinates the space group
+    leaves free); rows sorted by Rw. Each file's best fit is written as a CIF and an .fgr that
+    PDFgui or diffpy.srfit open. Needs the sgmine-diffpy plugin (pip install ./plugins/sgmine-diffpy)."""
     try:
         from sgmine_diffpy.cli import run_refine
     except ModuleNotFoundError as exc:
@@ -50,7 +60,8 @@ def refine(
         _fail(f"the sgmine-diffpy plugin needs {exc.name}, which is not installed "
               "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
     status = run_refine(paths, cif_dir, top_k=top_k, out=out, model_path=model_path, qmax=qmax, qdamp=qdamp,
-                        rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp, plot_dir=plot_dir, plot=plot)
+                        rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp, plot_dir=plot_dir, plot=plot,
+                        structures=structures, every=every)
     raise typer.Exit(status)
 
 
@@ -67,10 +78,19 @@ def identify(
     radiation: Optional[str] = typer.Option(None, "--radiation", help=f"xray or neutron, for files whose header does not say [default: {RADIATION}]."),
     rmin: float = typer.Option(1.5, "--rmin", help="Screen and fit range start (Å)."),
     rmax: float = typer.Option(30.0, "--rmax", help="Screen and fit range end (Å)."),
+    composition: Optional[str] = typer.Option(
+        None, "--composition", "-c", metavar="FORMULA",
+        help="The sample's composition for every file (La0.8Ca0.2MnO3, 'C 10 H 8'); wins over the header's."),
+    compositions: Optional[Path] = typer.Option(
+        None, "--compositions", metavar="TABLE.csv",
+        help="Per-file compositions: a CSV with columns file,composition (a file matches by its name as given "
+             "or its base name); wins over --composition and the header."),
 ) -> None:
     """Screen a structure library against each measured G(r), refine the best --top with pdffit2,
-    and rank the space groups by refined Rw and the CNN's probability. Needs the sgmine-diffpy
-    plugin (pip install ./plugins/sgmine-diffpy)."""
+    and rank the space groups by refined Rw and the CNN's probability. With the sample's
+    composition (header, --composition or --compositions), structure types decorated with its
+    elements and its chemical system's compounds are screened and refined too, in any space
+    group. Needs the sgmine-diffpy plugin (pip install ./plugins/sgmine-diffpy)."""
     try:
         from sgmine_diffpy.identify import run_identify
     except ModuleNotFoundError as exc:
@@ -80,5 +100,6 @@ def identify(
         _fail(f"the sgmine-diffpy plugin needs {exc.name}, which is not installed "
               "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
     status = run_identify(paths, library=library, top=top, out=out, summary_out=summary, plots=plots,
-                          model_path=model_path, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax)
+                          model_path=model_path, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax,
+                          composition=composition, compositions=compositions)
     raise typer.Exit(status)

@@ -5,7 +5,9 @@ its space group (the setting diffpy.structure's ``GetSpaceGroup(number)`` uses),
 ``constrainAsSpaceGroup`` and the pdffit2 constraints apply to it as they are written.
 Disordered atoms sharing a position become one spglib site whose species is their set of
 (element, occupancy) pairs (:mod:`sgmine.sites`, the rule the training labels use too); each keeps
-its occupancy in the standardised structure.
+its occupancy in the standardised structure. Every atom keeps the site label of the CIF atom it
+was copied from (:func:`site_labels`), so a refined structure written back (Ti1, O1) names its
+sites as the user's CIF did.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Library:
 
 
 def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> LibraryEntry:
-    """spglib's conventional standard cell of a diffpy Structure, as a :class:`LibraryEntry`."""
+    """spglib's conventional standard cell of a diffpy Structure, as a :class:`LibraryEntry`
+    (site labels kept: :func:`site_labels`)."""
     from diffpy.structure import Atom, Lattice, Structure
 
     from sgmine.sites import atom_species, merged_sites, site_species
@@ -76,7 +79,7 @@ def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> Libra
         uiso.setdefault(key, []).append(u if 0 < u <= 0.1 else DEFAULT_UISO)
     # the (element, occupancy) pairs each spglib type stands for (a disordered site has several)
     species = {int(t): site_species(keys, m) for t, m in zip(numbers, members)}
-    std, dataset = _spglib_standard((lattice_vectors, positions, numbers), symprec)
+    std, dataset, source = _spglib_standard((lattice_vectors, positions, numbers), symprec)
     if dataset is None:
         raise LibraryError(f"{name}: spglib could not determine the space group (symprec {symprec} Å)")
     lattice_vectors, positions, std_numbers = std
@@ -84,29 +87,70 @@ def standardise(structure, name: str, symprec: float = DEFAULT_SYMPREC) -> Libra
     # Exact values matter: srfit picks monoclinic/trigonal constraints by comparing angles to 90/120.
     params = [round(v, 8) for v in (lattice.a, lattice.b, lattice.c)]
     params += [round(v, 6) for v in (lattice.alpha, lattice.beta, lattice.gamma)]
-    atoms, first_atom, site_of_atom = [], [], []
+    atoms, first_atom, site_of_atom, given = [], [], [], []
     for n, (number, xyz) in enumerate(zip(std_numbers, positions)):
         first_atom.append(len(atoms))
+        copied_from = {keys[i]: structure[i].label for i in members[source[n]]}
         for element, occupancy in species[int(number)]:
             site_of_atom.append(n)
-            atoms.append(
-                Atom(element, xyz=np.round(xyz, 10) % 1.0, label=f"{element}{len(atoms) + 1}", occupancy=occupancy,
-                     Uisoequiv=float(np.mean(uiso[(element, occupancy)])))
-            )
-    standard = Structure(atoms, lattice=Lattice(*params), title=name)
+            given.append(copied_from.get((element, occupancy), ""))
+            atoms.append(Atom(element, xyz=np.round(xyz, 10) % 1.0, occupancy=occupancy,
+                              Uisoequiv=float(np.mean(uiso[(element, occupancy)]))))
     representative = [first_atom[int(i)] for i in dataset.equivalent_atoms]
+    sites = [representative[n] for n in site_of_atom]
+    for atom, label in zip(atoms, site_labels(given, [a.element for a in atoms], sites, site_of_atom, first_atom)):
+        atom.label = label
     return LibraryEntry(
         name=name,
         path=None,
-        structure=standard,
+        structure=Structure(atoms, lattice=Lattice(*params), title=name),
         space_group=int(dataset.number),
         symbol=str(dataset.international),
-        sites=[representative[n] for n in site_of_atom],
+        sites=sites,
     )
 
 
+def site_labels(given: list[str], elements: list[str], sites: list[int], position: list[int],
+                first_atom: list[int]) -> list[str]:
+    """One label per atom of a standardised cell: all atoms of one orbit share it.
+
+    Parameters
+    ----------
+    given
+        Per atom, the label of the CIF atom it was copied from ("" where there was none).
+    elements
+        Per atom, its element.
+    sites
+        Per atom, the index of its orbit's representative atom (:attr:`LibraryEntry.sites`).
+    position, first_atom
+        Per atom, the index of its position; per position, its first atom (a disordered
+        position holds several atoms, one per element).
+
+    Returns
+    -------
+    list of str
+        The label the orbit's first atom was given in the CIF; where that is empty or already
+        another orbit's, the element and the lowest free number (``Ti1``, ``O2``).
+    """
+    orbit_label: dict[tuple[int, int], str] = {}
+    orbits = [(sites[k], k - first_atom[position[k]]) for k in range(len(given))]
+    taken: set[str] = set()
+    for k, orbit in enumerate(orbits):
+        if orbit in orbit_label:
+            continue
+        label = given[k].strip()
+        if not label or label in taken:
+            label = next(f"{elements[k]}{n}" for n in range(1, 2 * len(given) + 2) if f"{elements[k]}{n}" not in taken
+                         and f"{elements[k]}{n}" not in given)
+        orbit_label[orbit] = label
+        taken.add(label)
+    return [orbit_label[orbit] for orbit in orbits]
+
+
 def _spglib_standard(cell, symprec: float):
-    """``(standard cell, symmetry dataset)`` from spglib, ``(None, None)`` when it finds none.
+    """``(standard cell, its symmetry dataset, source)`` from spglib, ``(None, None, None)`` when
+    it finds no group; ``source[k]``: the index in ``cell`` of the site that atom ``k`` of the
+    standard cell is a copy of (both map to the same atom of the primitive cell).
 
     Works with spglib's old error handling (None returned, a DeprecationWarning per call, kept
     quiet here) and its new one (SpglibError raised), without changing spglib's global setting.
@@ -118,13 +162,20 @@ def _spglib_standard(cell, symprec: float):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*OLD_ERROR_HANDLING.*", category=DeprecationWarning)
-            std = spglib.standardize_cell(cell, to_primitive=False, no_idealize=False, symprec=symprec)
-            dataset = spglib.get_symmetry_dataset(std, symprec=symprec) if std is not None else None
+            found = spglib.get_symmetry_dataset(cell, symprec=symprec)
+            if found is None:
+                return None, None, None
+            # the standard cell spglib.standardize_cell(to_primitive=False, no_idealize=False) gives
+            std = (found.std_lattice, found.std_positions, found.std_types)
+            dataset = spglib.get_symmetry_dataset(std, symprec=symprec)
     except Exception as exc:  # spglib.error.SpglibError with the new error handling
         if type(exc).__name__ != "SpglibError":
             raise
-        return None, None
-    return std, dataset
+        return None, None, None
+    first: dict[int, int] = {}
+    for site, primitive in enumerate(found.mapping_to_primitive):
+        first.setdefault(int(primitive), site)
+    return std, dataset, [first[int(p)] for p in found.std_mapping_to_primitive]
 
 
 def read_structure(path: str | os.PathLike, symprec: float = DEFAULT_SYMPREC) -> LibraryEntry:

@@ -7,8 +7,13 @@ import os
 from sgmine_diffpy.refine import FitResult
 
 
-def plot_fit(result: FitResult, path: str | os.PathLike) -> None:
-    """Draw ``result`` (a successful fit) to the PNG file ``path``."""
+def plot_fit(result: FitResult, path: str | os.PathLike, *, rank_name: str = "model rank") -> None:
+    """Draw ``result`` (a successful fit) to the PNG file ``path``.
+
+    The title names the data, the structure, its group, its rank and Rw; ``rank_name`` says
+    what ``result.model_rank`` ranks: the model's candidate groups (``sgmine refine``) or, for
+    ``sgmine identify``, the screening (``"screen rank"``).
+    """
     if not result.ok or result.r is None:
         raise ValueError(f"{result.cif}: no fitted curve to plot ({result.message or 'fit failed'})")
     import matplotlib
@@ -27,9 +32,10 @@ def plot_fit(result: FitResult, path: str | os.PathLike) -> None:
     ax.set_ylabel("G(r) (Å$^{-2}$)")
     ax.set_xlim(result.rmin, result.rmax)
     cif = os.path.basename(result.cif)
+    rank = f"{rank_name} {result.model_rank}" if result.model_rank is not None else "not ranked by the model"
     ax.set_title(
         f"{os.path.basename(result.source)} vs {cif}: {result.symbol} (#{result.space_group}), "
-        f"model rank {result.model_rank}, Rw = {result.rw:.3f}",
+        f"{rank}, Rw = {result.rw:.3f}",
         fontsize=10,
     )
     ax.legend(loc="upper right", fontsize=9)

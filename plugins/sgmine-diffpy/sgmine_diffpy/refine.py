@@ -1,18 +1,23 @@
 """Checking candidates against physics: a least-squares fit of each candidate structure to the
 measured G(r) with diffpy.pdffit2, the engine behind PDFgui.
 
-What is refined (one pdffit2 phase per candidate, positions and occupancies held at the
-library's values):
+What is refined (one pdffit2 phase per candidate, occupancies held at the library's values,
+positions too unless ``refine_positions``):
 
 - ``scale`` (data scale factor),
 - the lattice parameters that the space group leaves free (the ``latpars`` of
   ``constrainAsSpaceGroup``: ``a`` for cubic, ``a`` and ``c`` for tetragonal/hexagonal, ...),
 - one isotropic U per symmetry-independent site (U11 = U22 = U33, off-diagonal 0),
 - ``delta2`` (correlated motion, sharpens near-neighbour peaks),
-- optionally ``qdamp`` (``fit_qdamp=True``; do this for a calibration standard like Ni).
+- optionally ``qdamp`` (``fit_qdamp=True``; do this for a calibration standard like Ni),
+- with ``refine_positions=True`` (what ``sgmine refine`` asks for), the atom coordinates the
+  space group leaves free (:func:`constrain_positions`).
 
 The fit runs in three stages (scale; + lattice; + ADPs, delta2 [, qdamp]) so that a poor
-start does not send the ADPs astray. The fit range defaults to 1.5–30 Å, the range the CNN
+start does not send the ADPs astray; with ``refine_positions``, a fourth stage frees the
+coordinates too, as a PDFgui user would once the rest has settled, and is kept only where it
+lowers Rw. A stage that breaks down falls back to the previous stage's result, with a note.
+The fit range defaults to 1.5–30 Å, the range the CNN
 sees (its measured part, where the data are shorter). Qmax and Qdamp come from the file
 header (:class:`sgmine.header.Header`, the reader of every command: PDFgetX3, xPDFsuite,
 PDFgetX2 and PDFgetN headers) where present, else from the arguments; with neither, Qmax is 0
@@ -53,10 +58,12 @@ MAX_UISO = 0.1
 MIN_DIAMETER = 8.0
 
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
-OK, ERROR = "ok", "error"
+#: A result's status: fitted, failed, or not fitted on purpose (``sgmine refine``: a structure
+#: whose group is not among the model's top-k).
+OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
 # pdffit2 variable numbers
-_SCALE, _DELTA2, _QDAMP, _SPDIAMETER, _LAT0, _U0 = 1, 2, 3, 4, 11, 101
+_SCALE, _DELTA2, _QDAMP, _SPDIAMETER, _LAT0, _U0, _XYZ0 = 1, 2, 3, 4, 11, 101, 1001
 
 
 @dataclass
@@ -86,6 +93,9 @@ class FitResult:
     r: np.ndarray | None = None
     g_obs: np.ndarray | None = None
     g_calc: np.ndarray | None = None
+    stype: str = ""  # the radiation as pdffit2 names it: "X" or "N"
+    structure: object = None  # the refined diffpy Structure (standard cell, the CIF's site labels)
+    independent: list[int] = field(default_factory=list)  # the atoms of ``structure``'s asymmetric unit
 
     @property
     def ok(self) -> bool:
@@ -139,6 +149,7 @@ def header_elements(curve: Curve) -> set[str] | None:
 def fit_candidate(
     candidate: CandidateModel,
     curve: Curve,
+    *,
     qmax: float | None = None,
     qdamp: float | None = None,
     rmin: float = DEFAULT_RMIN,
@@ -146,20 +157,25 @@ def fit_candidate(
     fit_qdamp: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
     spdiameter: float | None = None,
+    refine_positions: bool = False,
 ) -> FitResult:
     """Refine ``candidate``'s structure against ``curve`` with pdffit2 (see the module text).
 
     ``spdiameter`` (Å) starts pdffit2's spherical-particle envelope there and refines it with
     the ADPs (for a nanoparticle; ``sgmine identify`` passes the screen's best diameter).
+    ``refine_positions`` adds the last stage, the free atom coordinates (:func:`constrain_positions`);
+    the message then names the coordinates refined (``positions refined: O1 x``).
 
     Each stage stops after ``max_steps`` least-squares iterations (noted in the message when it
-    had not converged). When a later stage breaks down (pdffit2's "singular matrix", typical
-    of a structure that does not match the data at all), the result is the previous stage's,
-    with a note. Never raises for a fit that fails: the result then has ``status="error"``.
+    had not converged), so a fit costs at most four times ``max_steps`` iterations. When a later
+    stage breaks down (pdffit2's "singular matrix", typical of a structure that does not match
+    the data at all; for the positions stage also a higher Rw), the result is the previous
+    stage's, with a note. Never raises for a fit that fails: the result then has ``status="error"``.
     """
     result = FitResult(
         source=candidate.source, cif=candidate.cif, space_group=candidate.space_group,
         symbol=candidate.symbol, model_rank=candidate.model_rank, probability=candidate.probability,
+        stype=radiation(curve),
     )
     q, d, notes = experiment_settings(curve, qmax, qdamp)
     in_range = (curve.r >= rmin) & (curve.r <= rmax)
@@ -171,7 +187,15 @@ def fit_candidate(
     try:
         with _pdffit_output(chatter):
             pf, lattice_vars, adp_vars = _setup(candidate, curve, q, d, rmin, rmax, fit_qdamp, spdiameter)
-            notes += _refine_in_stages(pf, lattice_vars, adp_vars, fit_qdamp, max_steps)
+            last = [_SCALE, *lattice_vars, *adp_vars, _DELTA2] + ([_QDAMP] if fit_qdamp else [])
+            stages = [("scale", [_SCALE], False), ("lattice", [_SCALE, *lattice_vars], False), ("ADP/delta2", last, False)]
+            positions = constrain_positions(pf, candidate) if refine_positions else None
+            if positions and positions.variables:
+                stages.append(("positions", last + positions.variables, True))
+            stage_notes, kept = _refine_in_stages(pf, stages, max_steps)
+            if "positions" in kept:
+                notes.append(positions.note())
+            notes += stage_notes
             _collect(pf, candidate, result, fit_qdamp, spdiameter)
     except Exception as exc:  # pdffit2 signals bad input and divergence with assorted errors
         last = [line for line in chatter.getvalue().splitlines() if line.strip()][-1:]
@@ -185,25 +209,103 @@ def fit_candidate(
     return result
 
 
-def _refine_in_stages(pf, lattice_vars: list[int], adp_vars: list[int], fit_qdamp: bool, max_steps: int) -> list[str]:
-    """Scale; + lattice; + ADPs, delta2 [, qdamp]. Returns notes on stages that fell short."""
-    last = [_SCALE, *lattice_vars, *adp_vars, _DELTA2] + ([_QDAMP] if fit_qdamp else [])
-    stages = [("scale", [_SCALE]), ("lattice", [_SCALE, *lattice_vars]), ("ADP/delta2", last)]
+def _refine_in_stages(pf, stages: list[tuple[str, list[int], bool]], max_steps: int) -> tuple[list[str], list[str]]:
+    """Refine ``stages`` in turn, each ``(name, variables freed, must lower Rw)``.
+
+    Returns notes on stages that fell short, and the names of the stages whose result stands.
+    A stage after the first that raises (or, where it must lower Rw, does not) is undone: its
+    variables go back to the previous stage's values, which are refined once more so that
+    pdffit2's curve is theirs, and the stages after it are not run.
+    """
+    every = sorted({var for _, free, _ in stages for var in free})
     notes: list[str] = []
-    for index, (name, free) in enumerate(stages):
-        before = {var: pf.getpar(var) for var in last}
+    kept: list[str] = []
+    for index, (name, free, must_improve) in enumerate(stages):
+        before = {var: pf.getpar(var) for var in every}
+        rw_before = pf.getrw() if index else math.inf
         try:
             if not _run_stage(pf, free, max_steps):
                 notes.append(f"{name} stage stopped after {max_steps} iterations (not converged)")
+            rw_after = pf.getrw()
+            failure = (f"Rw {rw_before:.4f} -> {rw_after:.4f}"
+                       if must_improve and not rw_after <= rw_before else None)
         except Exception as exc:
             if index == 0:
                 raise
+            failure = f"{type(exc).__name__}: {exc}"
+        if failure is not None:
             for var, value in before.items():
                 pf.setpar(var, value)
             _run_stage(pf, stages[index - 1][1], max_steps)
-            notes.append(f"{name} stage failed ({type(exc).__name__}: {exc}); result of the {stages[index - 1][0]} stage")
+            notes.append(f"{name} stage failed ({failure}); result of the {stages[index - 1][0]} stage")
             break
-    return notes
+        kept.append(name)
+    return notes, kept
+
+
+@dataclass
+class PositionVariables:
+    """The pdffit2 variables of the free atom coordinates (:func:`constrain_positions`)."""
+
+    variables: list[int]  # refined
+    refined: list[str]  # their names: the site's label and the axis ("O1 x")
+    held: list[str]  # coordinates kept at their start to fix the origin along a polar axis
+
+    def note(self) -> str:
+        """The row's message: which coordinates were refined (and held)."""
+        text = f"positions refined: {', '.join(self.refined)}"
+        if self.held:
+            text += f" ({', '.join(self.held)} held: polar axis, fixes the origin)"
+        return text
+
+
+def constrain_positions(pf, candidate: CandidateModel) -> PositionVariables:
+    """Tie the coordinates of every atom in ``pf``'s phase to the free coordinates of its site.
+
+    The formulas are those ``constrainAsSpaceGroup`` puts on ``candidate.phase`` (its
+    ``sgpars.xyzpars`` are the free coordinates): diffpy.structure's ``SymmetryConstraints`` of
+    the space group, written with pdffit2 variables (``z`` of one atom ``@1001``, of its mirror
+    image ``-@1001 +1``), as PDFgui's symmetry constraints are. Along a polar axis (one that
+    every symmetry operation leaves alone, such as c in P6_3mc) a common shift of all atoms
+    changes no distance, so the first coordinate along it is held (the refinement would be
+    singular otherwise).
+
+    Returns
+    -------
+    PositionVariables
+        The variables to free (none where the group fixes every coordinate), their names and
+        the coordinates held.
+    """
+    from diffpy.structure.symmetryutilities import SymmetryConstraints
+
+    structure = candidate.structure
+    constraints = SymmetryConstraints(candidate.sgpars.sg, structure.xyz, sgoffset=candidate.sgpars.sgoffset)
+    symbols = [f"@{_XYZ0 + k}" for k in range(len(constraints.pospars))]
+    for atom, formulas in enumerate(constraints.positionFormulas(symbols), start=1):
+        for axis, formula in formulas.items():
+            if "@" in formula:
+                pf.constrain(getattr(pf, axis)(atom), formula)
+    polar = polar_axes(candidate.sgpars.sg)
+    found = PositionVariables([], [], [])
+    for k, (name, value) in enumerate(constraints.pospars):
+        pf.setpar(_XYZ0 + k, float(value))
+        axis, atom = name[0], int(name[1:])
+        label = f"{structure[atom].label} {axis}"
+        if axis in polar:
+            polar.remove(axis)
+            found.held.append(label)
+        else:
+            found.variables.append(_XYZ0 + k)
+            found.refined.append(label)
+    return found
+
+
+def polar_axes(space_group) -> list[str]:
+    """The axes (``"x"``, ``"y"``, ``"z"``) that every operation of the diffpy ``space_group``
+    maps onto themselves: a shift of the whole structure along one keeps its symmetry."""
+    unit = np.eye(3)
+    return [axis for c, axis in enumerate("xyz")
+            if all(np.allclose(np.asarray(op.R)[:, c], unit[c]) for op in space_group.iter_symops())]
 
 
 #: pdffit2 ends a refinement (its FINAL step) after this many stagnating steps (fit.cc: NSTAG).
@@ -287,10 +389,33 @@ def _collect(pf, candidate, result: FitResult, fit_qdamp: bool, spdiameter=None)
     result.lattice = {name: float(pf.getvar(pf.lat(i + 1))) for i, name in enumerate(LATTICE_NAMES)}
     for site in sorted(set(candidate.entry.sites)):
         result.uiso[candidate.structure[site].label] = float(pf.getvar(pf.u11(site + 1)))
+    result.structure = refined_structure(pf, candidate, result.lattice)
+    result.independent = independent_atoms(candidate)
     result.r = np.array(pf.getR())
     result.g_obs = np.array(pf.getpdf_obs())
     result.g_calc = np.array(pf.getpdf_fit())
     result.npoints = len(result.r)
+
+
+def refined_structure(pf, candidate: CandidateModel, lattice: dict[str, float]):
+    """A copy of ``candidate.structure`` (its site labels) with ``pf``'s refined ``lattice``,
+    coordinates and isotropic U (from U11, which the fit ties to U22 and U33)."""
+    from diffpy.structure import Structure
+
+    refined = Structure(candidate.structure)
+    refined.lattice.setLatPar(*(lattice[name] for name in LATTICE_NAMES))
+    for index, atom in enumerate(refined, start=1):
+        atom.xyz[:] = [float(pf.getvar(getattr(pf, axis)(index))) for axis in "xyz"]
+        atom.anisotropy = False
+        atom.Uisoequiv = float(pf.getvar(pf.u11(index)))
+    return refined
+
+
+def independent_atoms(candidate: CandidateModel) -> list[int]:
+    """The atoms of ``candidate.structure``'s asymmetric unit: each site's first atom and the
+    atoms sharing its position (the other elements of a disordered site)."""
+    structure, sites = candidate.structure, candidate.entry.sites
+    return [i for i, site in enumerate(sites) if np.allclose(structure[i].xyz, structure[site].xyz)]
 
 
 def physics_notes(result: FitResult) -> list[str]:
@@ -356,9 +481,12 @@ def refine_candidates(
     rmin: float = DEFAULT_RMIN,
     rmax: float = DEFAULT_RMAX,
     fit_qdamp: bool = False,
+    *,
+    refine_positions: bool = True,
 ) -> list[FitResult]:
     """Score ``gr``, pair its top-``top_k`` groups with the library structures of those groups
-    (:func:`~sgmine_diffpy.candidates.candidate_models`) and refine each with pdffit2.
+    (:func:`~sgmine_diffpy.candidates.candidate_models`) and refine each with pdffit2, the free
+    atom coordinates too unless ``refine_positions`` is False (as ``sgmine refine`` does).
 
     ``gr`` is a PDF file, a :class:`sgmine.gr.Curve`, an ``(r, G)`` pair, or a
     :class:`sgmine.Prediction` already made by :func:`sgmine.predict` (then the model is not
@@ -369,7 +497,8 @@ def refine_candidates(
 
     curve = measured_curve(gr)
     candidates = candidate_models(gr, structures, top_k=top_k, model=model)
-    return fit_candidates(candidates, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp)
+    return fit_candidates(candidates, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=rmax, fit_qdamp=fit_qdamp,
+                          refine_positions=refine_positions)
 
 
 def fit_candidates(candidates: Sequence[CandidateModel], curve: Curve, **options) -> list[FitResult]:
