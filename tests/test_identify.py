@@ -229,6 +229,8 @@ def test_identify_refines_only_structures_with_the_samples_number_of_elements(tm
 def test_bad_inputs(tmp_path):
     missing = runner.invoke(app, ["identify", str(tmp_path / "nope.gr"), "--library", str(CIFS)])
     assert missing.exit_code == 1 and ",error," in missing.stdout  # an error row, as in scan
+    assert f"sgmine identify: {tmp_path / 'nope.gr'}: no such file\n" in missing.stderr  # the file named once
+    assert missing.stderr.count("nope.gr") == 1
     bad = tmp_path / "bad.gr"
     bad.write_text("not a pdf\n")
     result = runner.invoke(app, ["identify", str(bad), "--library", str(CIFS)])
@@ -252,14 +254,29 @@ def test_large_cells_are_fitted_over_a_shorter_range():
 
 def test_identify_ni_with_the_example_cifs(tmp_path):
     out = tmp_path / "ni.csv"
+    plots = tmp_path / "plots" / "new"  # made by the command
     result = runner.invoke(app, ["identify", str(NI_GR), "--library", str(CIFS), "--top", "2", "--out", str(out),
-                                 "--plots", str(tmp_path)])
+                                 "--plots", str(plots)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["structure_id"] == "Ni" and rows[0]["space_group"] == "225" and float(rows[0]["rw"]) < 0.15
+    assert list(rows[0])[:2] == ["file", "screen_rank"] and rows[0]["screen_rank"] == "1"
     summary = list(csv.DictReader((tmp_path / "ni.summary.csv").open()))
     assert summary[0]["best_space_group"] == "225" and summary[0]["ranking"].startswith("225 ")
-    assert (tmp_path / "Ni.gr.identify.png").stat().st_size > 1000
+    assert (plots / "Ni.gr.identify.png").stat().st_size > 1000
+
+
+def test_when_nothing_fits_the_summary_names_no_structure():
+    """A best refinement at Rw 0.89 is no answer: the summary's best_* columns stay empty (its
+    message says nothing fits); at Rw 0.12 it is the answer."""
+    from sgmine_diffpy.identify import SUMMARY_COLUMNS, FileSummary
+
+    for rw, answer in ((0.89, None), (0.12, "s1")):
+        summary = FileSummary("f.gr", best=_fitted(1, 225, "Fm-3m", rw), ranking=[(225, "Fm-3m", rw, 0.9)])
+        row = dict(zip(SUMMARY_COLUMNS, summary.row()))
+        assert (summary.answer.structure_id if summary.answer else None) == answer
+        assert row["best_structure"] == (answer or "") and row["best_rw"] == ("" if answer is None else f"{rw:.4f}")
+        assert summary.best.structure_id == "s1"  # the closest refinement is still there for a script
 
 
 def test_screen_agrees_with_diffpy_morph(small):

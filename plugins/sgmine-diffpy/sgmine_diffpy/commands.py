@@ -71,7 +71,7 @@ def identify(
     top: int = typer.Option(10, "--top", "-n", min=1, help="Best-screened structures refined per file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table here (atomically) instead of stdout; the per-file summary goes beside it (<name>.summary.csv)."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Write the per-file summary here [default: beside --out]."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for <file>.identify.png, the best fit of each file."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for <file>.identify.png, the best fit of each file (made if missing)."),
     model_path: Optional[Path] = typer.Option(None, "--model", "-m", metavar="NAME|FILE", help="Shipped model name (see `sgmine models`) or ONNX file [default: sg8]."),
     qmax: Optional[float] = typer.Option(None, "--qmax", help="Qmax (1/Å) for files whose header has none [default: no termination]."),
     qdamp: Optional[float] = typer.Option(None, "--qdamp", help=f"Qdamp (1/Å) for files whose header has none [default: {QDAMP:g}]."),

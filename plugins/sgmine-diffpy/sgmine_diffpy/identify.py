@@ -72,7 +72,7 @@ MIN_FIT_RMAX = 12.0
 FIT_START_UISO = 0.01
 RADIATION_NAMES = {"xray": "xray", "x": "xray", "x-ray": "xray", "neutron": "neutron", "n": "neutron"}
 
-COLUMNS = ["file", "rank", "structure_id", "formula", "space_group", "symbol", "rw_screen", "rw",
+COLUMNS = ["file", "screen_rank", "structure_id", "formula", "space_group", "symbol", "rw_screen", "rw",
            "a", "b", "c", "alpha", "beta", "gamma", "cnn_probability", "source", "status", "message"]
 SUMMARY_COLUMNS = ["file", "status", "radiation", "qmax", "best_structure", "best_formula", "best_space_group",
                    "best_symbol", "best_rw", "cnn_top", "ranking", "screen_s", "total_s", "message"]
@@ -124,8 +124,16 @@ class FileSummary:
     total_s: float = 0.0
     message: str = ""
 
-    def row(self) -> list[str]:
+    @property
+    def answer(self) -> IdentifyRow | None:
+        """The structure the summary names as the file's answer (its ``best_*`` columns): the
+        best fit where it fits (:func:`plausible`, Rw ≤ :data:`GOOD_FIT_RW`), None when nothing
+        fits (``best`` is then only the closest refinement; the message says nothing fits)."""
         b = self.best
+        return b if b is not None and plausible(b) and b.rw <= GOOD_FIT_RW else None
+
+    def row(self) -> list[str]:
+        b = self.answer
         cnn = f"{self.cnn[0][0]} {self.cnn[0][1]} ({self.cnn[0][2]:.3f})" if self.cnn else ""
         rank = "; ".join(f"{g} {s} (Rw {'-' if rw is None else format(rw, '.3f')}, p {p:.3f})" for g, s, rw, p in self.ranking[:5])
         return [self.file, self.status, self.radiation, "" if self.qmax is None else f"{self.qmax:g}",
@@ -575,6 +583,10 @@ def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmi
 
 
 def _failed(summary: FileSummary, message: str, start: float):
+    """The error row and summary of a file that could not be identified; ``message`` loses a
+    leading file name (the row's file column and the stderr line name the file once)."""
+    for name in (summary.file, str(Path(summary.file))):
+        message = message.removeprefix(f"{name}: ")
     summary.status, summary.message = "error", message
     summary.total_s = time.perf_counter() - start
     return [IdentifyRow(summary.file, status="error", message=message)], summary
@@ -614,7 +626,7 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
     for name, target in (("--out", out), ("--summary", summary_out)):
         if target is not None and (target.is_dir() or not target.parent.exists()):
             return _usage(f"{name} {target}: give a file name in an existing directory")
-    if plots is not None and not plots.is_dir():
+    if plots is not None and plots.exists() and not plots.is_dir():
         return _usage(f"--plots {plots}: not a directory")
     files = expand_paths(paths)
     if not files:
@@ -626,18 +638,23 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
         return _usage(str(exc))
     if lib.skipped:
         _say(f"sgmine identify: {len(lib.skipped)} structures of {lib.name} skipped (unreadable or no space group), e.g. {lib.skipped[0]}")
+    if plots is not None:
+        try:
+            plots.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _usage(f"--plots {plots}: cannot make the folder ({exc.strerror or exc})")
     rows, summaries = [], []
     for path in files:
         file_rows, summary = identify_file(path, lib, top=top, model=model, qmax=qmax, qdamp=qdamp, radiation=radiation,
                                            rmin=rmin, rmax=rmax, say=_say)
         rows += file_rows
         summaries.append(summary)
-        if summary.best is not None:
-            _say(f"sgmine identify: {path}: best {summary.best.structure_id} {summary.best.formula} {summary.best.symbol} "
-                 f"Rw {summary.best.rw:.4f}; ranking " + ", ".join(f"{g} {s}" for g, s, *_ in summary.ranking[:3])
-                 + f" (screen {summary.screen_s:.1f} s, total {summary.total_s:.1f} s)")
+        answer, ranking = summary.answer, ", ".join(f"{g} {s}" for g, s, *_ in summary.ranking[:3])
+        if answer is not None:
+            _say(f"sgmine identify: {path}: best {answer.structure_id} {answer.formula} {answer.symbol} "
+                 f"Rw {answer.rw:.4f}; ranking {ranking} (screen {summary.screen_s:.1f} s, total {summary.total_s:.1f} s)")
         else:
-            _say(f"sgmine identify: {path}: {summary.message}")
+            _say(f"sgmine identify: {path}: {summary.message}" + (f"; ranking {ranking}" if ranking else ""))
         if plots is not None and summary.best is not None and summary.best.fit is not None:
             _plot(summary.best, plots / f"{Path(path).name}.identify.png")
     summary_out = summary_out or (out.with_name(out.name.rsplit(".", 1)[0] + ".summary.csv") if out is not None else None)
@@ -656,7 +673,7 @@ def _plot(row: IdentifyRow, png: Path) -> None:
     from sgmine_diffpy.plot import plot_fit
 
     try:
-        plot_fit(row.fit, png)
+        plot_fit(row.fit, png, rank_name="screen rank")
     except Exception as exc:
         _say(f"sgmine identify: cannot draw {png}: {exc}")
         return
