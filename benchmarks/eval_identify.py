@@ -3,6 +3,12 @@ right, is the combined ranking right at top-1 and better than the CNN alone, and
 screening and the whole identification take per file?
 
     python benchmarks/eval_identify.py [--library default] [--top 10] [--json docs/identify/eval_identify.json]
+                                       [--no-compositions]
+
+Compositions: each file's, as a user passes them with ``--compositions`` (the ``compositions.csv``
+beside the measured catalog, and ``../shared/data/experimental/compositions.csv`` for the
+shipped examples); ``--no-compositions`` measures identify without them (headers' own
+compositions still count, as for a user who gives none).
 
 Files: the shipped examples (Ni, Si in class; the CdSe nanoparticle, P6_3mc, out of class) and
 every file of ``../shared/data/measured/catalog.csv``, labelled as
@@ -49,8 +55,19 @@ def catalog_radiation(measured_dir: Path) -> dict[str, str]:
         return {row["file"]: "neutron" if "neutron" in row["radiation"].lower() else "xray" for row in csv.DictReader(fh)}
 
 
+def composition_table(measured_dir: Path) -> dict[str, str]:
+    """File name → formula from the measured catalog's and the examples' ``compositions.csv``."""
+    from sgmine.composition import read_composition_table
+
+    table: dict[str, str] = {}
+    for path in (measured_dir.parent / "experimental" / "compositions.csv", measured_dir / "compositions.csv"):
+        if path.is_file():
+            table.update(read_composition_table(path))
+    return table
+
+
 def file_record(f: dict, rows, s) -> dict:
-    from sgmine_diffpy.identify import combined_ranking, plausible
+    from sgmine_diffpy.identify import GOOD_FIT_RW, combined_ranking, plausible
 
     truth = f["space_group"]
     fitted = [r for r in rows if r.ok and r.rw is not None]
@@ -66,7 +83,10 @@ def file_record(f: dict, rows, s) -> dict:
         "best_right": best is not None and best.space_group == truth,
         "answer": None if s.best is None else {"structure_id": s.best.structure_id, "formula": s.best.formula,
                                                 "space_group": s.best.space_group, "rw": s.best.rw},
+        "composition": s.composition, "composition_source": s.composition_source,
+        "right_group_fits": any(plausible(r) and r.rw <= GOOD_FIT_RW and r.space_group == truth for r in fitted),
         "combined_top1": comb, "combined_right": comb == truth,
+        "combined_top3_right": truth in [g for g, *_ in s.ranking[:3]],
         "combined_within_rw_top1": by_rw[0][0] if by_rw else None,
         "combined_top3": [g for g, *_ in s.ranking[:3]],
         "cnn_top1": cnn, "cnn_right": cnn == truth,
@@ -94,6 +114,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scored", default="", help="comma-separated labels (yes, ood, no): evaluate only those files")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="per-file details (JSON)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--no-compositions", action="store_true",
+                        help="do not pass the compositions.csv tables (as a user who gives none)")
     parser.add_argument("--no-elements", action="store_true",
                         help="ignore the elements the headers name (to measure what that filter does)")
     args = parser.parse_args(argv)
@@ -104,6 +126,7 @@ def main(argv=None) -> int:
     files = [f for f in measured_files(set(model.info.classes), args.measured)
              if any(w in f["path"].name for w in only) and (not scored or f["scored"] in scored)]
     radiation = catalog_radiation(args.measured)
+    compositions = None if args.no_compositions else composition_table(args.measured)
 
     t0 = time.perf_counter()
     library = open_library(args.library, say=_say)
@@ -115,7 +138,8 @@ def main(argv=None) -> int:
     records = []
     for f in files:
         rows, s = identify_file(str(f["path"]), library, top=args.top, model=model,
-                                radiation=radiation.get(f["path"].name), say=say, use_elements=not args.no_elements)
+                                radiation=radiation.get(f["path"].name), say=say, use_elements=not args.no_elements,
+                                compositions=compositions)
         rec = file_record(f, rows, s)
         records.append(rec)
         mark = lambda ok: "+" if ok else "-"  # noqa: E731
@@ -130,7 +154,15 @@ def main(argv=None) -> int:
     for name, key in (("in class", "yes"), ("out of class", "ood"), ("not scored", "no")):
         group = [r for r in records if r["scored"] == key]
         if group:
-            summary[name] = {"n": len(group), **{k: sum(r[f"{k}_right"] for r in group) for k in ("best", "combined", "cnn")}}
+            summary[name] = {"n": len(group), **{k: sum(r[f"{k}_right"] for r in group) for k in ("best", "combined", "cnn")},
+                             "combined_top3": sum(r["combined_top3_right"] for r in group),
+                             "right_group_fits": sum(r["right_group_fits"] for r in group)}
+    known = [r for r in records if r["scored"] in ("yes", "ood")]
+    if known:
+        summary["known group"] = {"n": len(known), "combined": sum(r["combined_right"] for r in known),
+                                  "combined_top3": sum(r["combined_top3_right"] for r in known),
+                                  "right_group_fits": sum(r["right_group_fits"] for r in known),
+                                  "best": sum(r["best_right"] for r in known), "cnn": sum(r["cnn_right"] for r in known)}
     screen = [r["screen_s"] for r in records if r["status"] == "ok"]
     total = [r["total_s"] for r in records if r["status"] == "ok"]
     timing = {"curves_s": round(curves_s, 1), "screen_s_median": float(np.median(screen)) if screen else None,
@@ -142,7 +174,9 @@ def main(argv=None) -> int:
     for name, t in summary.items():
         n = t["n"]
         print(f"  {name}: {n} files; best refined structure {t['best']}/{n} ({t['best'] / n:.0%}), "
-              f"combined ranking {t['combined']}/{n} ({t['combined'] / n:.0%}), CNN alone {t['cnn']}/{n} ({t['cnn'] / n:.0%})")
+              f"combined ranking {t['combined']}/{n} ({t['combined'] / n:.0%}; top-3 {t['combined_top3']}/{n}), "
+              f"CNN alone {t['cnn']}/{n} ({t['cnn'] / n:.0%}); the right group rests on a fit (Rw <= {GOOD_FIT_RW:g}) "
+              f"for {t['right_group_fits']}/{n}")
     inclass = [r for r in records if r["scored"] == "yes"]
     if inclass:
         print(f"  combined ranking in class with the fitting groups by Rw alone (same fits): "

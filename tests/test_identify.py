@@ -215,15 +215,20 @@ def test_header_elements(tmp_path):
 
 def test_identify_refines_only_structures_with_the_samples_number_of_elements(tmp_path):
     """Ni.gr's header says composition Ni: of examples/cifs only the one-element structures (Ni,
-    Si) are refined; without that the binary decoys are refined too."""
-    from sgmine_diffpy.identify import identify_file
+    Si) are refined, beside candidates made from the composition (all of them Ni); without
+    that the binary decoys are refined too."""
+    from sgmine_diffpy.identify import identify_file, row_elements
 
     lib = open_library(CIFS)
     rows, summary = identify_file(str(NI_GR), lib, top=7)
-    assert sorted(r.structure_id for r in rows) == ["Ni", "Si"] and summary.best.structure_id == "Ni"
-    assert "at most 1 element" in summary.message
+    from_library = {r.structure_id for r in rows if r.source.startswith("cif:")}
+    assert from_library <= {"Ni", "Si"} and "Ni" in from_library
+    assert all(len(row_elements(r)) == 1 for r in rows)
+    assert summary.best.symbol == "Fm-3m" and summary.best.formula == "Ni"
+    assert summary.composition == "Ni" and summary.composition_source == "header"
+    assert "composition Ni (from the file header)" in summary.message
     rows, _ = identify_file(str(NI_GR), lib, top=7, use_elements=False)
-    assert len(rows) == 7
+    assert len(rows) == 7 and all(r.source.startswith("cif:") for r in rows)
 
 
 def test_bad_inputs(tmp_path):
@@ -259,8 +264,10 @@ def test_identify_ni_with_the_example_cifs(tmp_path):
                                  "--plots", str(plots)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
-    assert rows[0]["structure_id"] == "Ni" and rows[0]["space_group"] == "225" and float(rows[0]["rw"]) < 0.15
-    assert list(rows[0])[:2] == ["file", "screen_rank"] and rows[0]["screen_rank"] == "1"
+    # the header's composition (Ni) adds fcc Ni from the composition beside the library's Ni.cif
+    assert rows[0]["formula"] == "Ni" and rows[0]["space_group"] == "225" and float(rows[0]["rw"]) < 0.15
+    assert "Ni" in {r["structure_id"] for r in rows}
+    assert list(rows[0])[:2] == ["file", "screen_rank"] and {r["screen_rank"] for r in rows} >= {"1", "2"}
     summary = list(csv.DictReader((tmp_path / "ni.summary.csv").open()))
     assert summary[0]["best_space_group"] == "225" and summary[0]["ranking"].startswith("225 ")
     assert (plots / "Ni.gr.identify.png").stat().st_size > 1000
@@ -381,10 +388,12 @@ def test_a_failing_refinement_is_a_row_and_the_batch_is_written(tmp_path, monkey
     result = runner.invoke(app, ["identify", str(NI_GR), str(NI_GR), "--library", str(CIFS), "--top", "7", "--out", str(out)])
     assert result.exit_code == 1, result.output
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 4  # Ni and Si (the header's composition is one element) per file
+    # per file: Ni and Si of the library (the header's composition is one element), and fcc,
+    # hcp, bcc, ... Ni made from the composition
+    assert len(rows) == 14 and {r["file"] for r in rows} == {str(NI_GR)}
     failed = [r for r in rows if r["status"] == "error"]
     assert [r["structure_id"] for r in failed] == ["Si", "Si"] and all("pdffit2 exploded" in r["message"] for r in failed)
-    assert rows[0]["structure_id"] == "Ni" and float(rows[0]["rw"]) < 0.15
+    assert rows[0]["formula"] == "Ni" and rows[0]["space_group"] == "225" and float(rows[0]["rw"]) < 0.15
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["ni.csv", "ni.summary.csv"]
 
 

@@ -267,6 +267,54 @@ def site_assignments(template: list[str], sizes: list[int], sample: list[tuple[s
     if atoms % total:
         return []
     z = atoms // total
+    if len(set(template)) == len(sample):
+        found = _element_assignments(template, sizes, sample, z)
+    elif len(set(template)) < len(sample) and len(sizes) <= MAX_SPLIT_ORBITS:
+        found = _orbit_assignments(sizes, sample, z)
+    else:
+        found = []
+    if not found:
+        return []
+    xt = [electronegativity(t) for t in template]
+
+    def agreement(choice: tuple[str, ...]) -> int:
+        score = 0
+        xs = [electronegativity(e) for e in choice]
+        for i, j in itertools.combinations(range(len(choice)), 2):
+            if template[i] == template[j] and choice[i] == choice[j]:
+                score += 1
+            elif xt[i] != xt[j] and xs[i] != xs[j]:
+                score += 1 if (xt[i] < xt[j]) == (xs[i] < xs[j]) else -1
+        return score
+
+    found.sort(key=lambda c: -agreement(c))
+    return found[:MAX_PERMUTATIONS]
+
+
+#: Orbits at most of a template whose elements' sites are split among more sample elements
+#: (BaAl4's 4d and 4e taking Fe and As): the ways to do so grow exponentially with them.
+MAX_SPLIT_ORBITS = 8
+
+
+def _element_assignments(template: list[str], sizes: list[int], sample: list[tuple[str, int]], z: int) -> list[tuple[str, ...]]:
+    """Each template element onto one sample element with as many atoms (per orbit)."""
+    atoms_t: dict[str, int] = {}
+    for el, n in zip(template, sizes):
+        atoms_t[el] = atoms_t.get(el, 0) + n
+    t_elements = list(atoms_t)
+    found = []
+    for perm in itertools.permutations([el for el, _ in sample]):
+        amount = dict(sample)
+        if all(atoms_t[t] == amount[s] * z for t, s in zip(t_elements, perm)):
+            mapping = dict(zip(t_elements, perm))
+            found.append(tuple(mapping[t] for t in template))
+        if len(found) >= MAX_ENUMERATED:
+            break
+    return found
+
+
+def _orbit_assignments(sizes: list[int], sample: list[tuple[str, int]], z: int) -> list[tuple[str, ...]]:
+    """Each orbit onto a sample element, the sample's amounts filled exactly."""
     remaining = {el: n * z for el, n in sample}
     order = sorted(range(len(sizes)), key=lambda k: -sizes[k])
     found: list[tuple[str, ...]] = []
@@ -289,22 +337,7 @@ def site_assignments(template: list[str], sizes: list[int], sample: list[tuple[s
         chosen.pop(k, None)
 
     walk(0)
-    if not found:
-        return []
-    xt = [electronegativity(t) for t in template]
-
-    def agreement(choice: tuple[str, ...]) -> int:
-        score = 0
-        xs = [electronegativity(e) for e in choice]
-        for i, j in itertools.combinations(range(len(choice)), 2):
-            if template[i] == template[j] and choice[i] == choice[j]:
-                score += 1
-            elif xt[i] != xt[j] and xs[i] != xs[j]:
-                score += 1 if (xt[i] < xt[j]) == (xs[i] < xs[j]) else -1
-        return score
-
-    found.sort(key=lambda c: -agreement(c))
-    return found[:MAX_PERMUTATIONS]
+    return found
 
 
 def decorate(library: StructureLibrary, index: int, species: list[str], *, structure_id: str, source: str) -> Cell:
@@ -425,13 +458,14 @@ def _system(library: StructureLibrary, elements: list[str], ints, limit: int) ->
 
 
 def _unique(candidates: list[ChemistryCandidate]) -> list[ChemistryCandidate]:
-    """One candidate per (space group, atoms, rounded volume per atom): decorations of two
-    templates of one type, or an ordered type decorated with one element, are the same cell."""
+    """One candidate per cell: two templates of one type decorated alike (same space group,
+    rounded volume per atom and the same element at the same positions) are the same."""
     seen, out = set(), []
     for c in sorted(candidates, key=lambda c: -c.prior):
         lat = c.cell.lattice
         volume = _volume(lat) / max(len(c.cell.numbers), 1)
-        key = (c.cell.space_group, len(c.cell.numbers), tuple(sorted(c.cell.numbers.tolist())), round(volume, 0))
+        sites = tuple(sorted(zip(c.cell.numbers.tolist(), map(tuple, np.round(c.cell.xyz % 1.0, 2).tolist()))))
+        key = (c.cell.space_group, round(volume, 0), sites)
         if key not in seen:
             seen.add(key)
             out.append(c)

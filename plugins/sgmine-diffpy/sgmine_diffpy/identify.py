@@ -33,6 +33,7 @@ For each file:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -44,8 +45,7 @@ from typing import Optional
 
 import numpy as np
 
-from sgmine_diffpy.refine import header_elements
-from sgmine_diffpy.structlib import DEFAULT_LIBRARY, StructureLibrary, StructureLibraryError
+from sgmine_diffpy.structlib import DEFAULT_LIBRARY, StructureLibrary, StructureLibraryError, concatenate
 
 #: Refined Rw at or below which a plausible structure counts as fitting the data and puts its
 #: space group ahead of the CNN's ranking (:func:`combined_ranking`). 0.25 is the usual upper
@@ -75,7 +75,8 @@ RADIATION_NAMES = {"xray": "xray", "x": "xray", "x-ray": "xray", "neutron": "neu
 COLUMNS = ["file", "screen_rank", "structure_id", "formula", "space_group", "symbol", "rw_screen", "rw",
            "a", "b", "c", "alpha", "beta", "gamma", "cnn_probability", "source", "status", "message"]
 SUMMARY_COLUMNS = ["file", "status", "radiation", "qmax", "best_structure", "best_formula", "best_space_group",
-                   "best_symbol", "best_rw", "cnn_top", "ranking", "screen_s", "total_s", "message"]
+                   "best_symbol", "best_rw", "cnn_top", "ranking", "screen_s", "total_s", "message",
+                   "composition", "composition_source"]
 
 
 @dataclass
@@ -123,6 +124,8 @@ class FileSummary:
     screen_s: float = 0.0
     total_s: float = 0.0
     message: str = ""
+    composition: str = ""  # the formula used, normalised
+    composition_source: str = "none"  # table, option, header or none
 
     @property
     def answer(self) -> IdentifyRow | None:
@@ -139,7 +142,7 @@ class FileSummary:
         return [self.file, self.status, self.radiation, "" if self.qmax is None else f"{self.qmax:g}",
                 b.structure_id if b else "", b.formula if b else "", "" if b is None else str(b.space_group),
                 b.symbol if b else "", "" if b is None or b.rw is None else f"{b.rw:.4f}", cnn, rank,
-                f"{self.screen_s:.2f}", f"{self.total_s:.2f}", self.message]
+                f"{self.screen_s:.2f}", f"{self.total_s:.2f}", self.message, self.composition, self.composition_source]
 
 
 def plausible(row: IdentifyRow) -> bool:
@@ -157,7 +160,7 @@ def plausible(row: IdentifyRow) -> bool:
 
 
 def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], good_fit: float = GOOD_FIT_RW,
-                     within: str = "cnn") -> list[tuple[int, str, float | None, float]]:
+                     within: str = "cnn", elements: set[str] | None = None) -> list[tuple[int, str, float | None, float]]:
     """The final space-group ranking, best first, as ``[(space_group, symbol, rw, p_cnn)]``
     (``rw``: the group's best plausible refined Rw, None without one; ``p_cnn``: the CNN's
     probability, 0 for groups outside its candidates). See the module text:
@@ -167,9 +170,16 @@ def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]],
     2. every other group by the CNN's probability, then by its best plausible Rw (none last).
 
     So where nothing fits, the CNN's ranking stands; a refinement moves a group ahead of it
-    only by fitting the data."""
-    if within not in ("cnn", "rw"):
-        raise ValueError(f"within must be 'cnn' or 'rw', not {within!r}")
+    only by fitting the data.
+
+    ``within="fit"`` (what identify uses when it knows the sample's composition) orders the
+    fitting groups by :func:`fit_order` instead: the best fit first, whatever its group, unless
+    another group fits about as well (:data:`TIE_RW`), where the one whose structure has the
+    sample's elements (``elements``), then the higher symmetry, then the CNN decides."""
+    if within not in ("cnn", "rw", "fit"):
+        raise ValueError(f"within must be 'cnn', 'rw' or 'fit', not {within!r}")
+    if within == "fit":
+        return fit_order(rows, cnn, good_fit=good_fit, elements=elements)
     best: dict[int, tuple[float, str]] = {}
     for r in rows:
         if plausible(r) and (r.space_group not in best or r.rw < best[r.space_group][0]):
@@ -187,6 +197,107 @@ def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]],
             for g in sorted(set(best) | set(prob), key=key)]
 
 
+#: Two fits whose Rw differ by at most this count as equally good (:func:`fit_order`): a
+#: structure and its ordered superstructure or subgroup description refine to within about
+#: 0.01 of each other (Si.gr: diamond 0.084, Zn3CdSe4-type Amm2 0.077), their extra parameters
+#: buying the difference. Set from that, not tuned on the measured files.
+TIE_RW = 0.02
+
+
+def row_elements(row: IdentifyRow) -> set[str]:
+    """The elements of a row's formula (empty when it does not parse)."""
+    from sgmine.composition import CompositionError, parse_formula
+
+    try:
+        return set(parse_formula(row.formula))
+    except CompositionError:
+        return set()
+
+
+@functools.lru_cache(maxsize=None)
+def point_group_order(space_group: int) -> int:
+    """The order of a space group's point group (1 for P1 … 48 for m-3m), from spglib's tables."""
+    import spglib
+
+    for hall in range(1, 531):
+        if spglib.get_spacegroup_type(hall).number == space_group:
+            rotations = spglib.get_symmetry_from_database(hall)["rotations"]
+            return len({r.tobytes() for r in rotations})
+    raise ValueError(f"no space group {space_group}")
+
+
+#: Distance tolerance (Å) with which a refined structure's own symmetry is found
+#: (:func:`lift_symmetry`): refined coordinates and cell lengths scatter by a few 0.01 Å.
+LIFT_SYMPREC = 0.05
+
+
+def refined_group(structure) -> tuple[int, str] | None:
+    """spglib's space group of a refined diffpy Structure at :data:`LIFT_SYMPREC`, or None."""
+    import warnings
+
+    import spglib
+
+    from sgmine_diffpy.structlib import atomic_number
+
+    try:
+        cell = (np.asarray(structure.lattice.base, float), np.asarray(structure.xyz, float) % 1.0,
+                [atomic_number(a.element) for a in structure])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            data = spglib.get_symmetry_dataset(cell, symprec=LIFT_SYMPREC)
+    except Exception:  # spglib's errors, an element it cannot name: no lift
+        return None
+    return None if data is None else (int(data.number), str(data.international))
+
+
+def lift_symmetry(row: IdentifyRow) -> None:
+    """Where a refined structure has higher symmetry than the group it was refined in (an
+    fcc metal refined in its I4/mmm description, a tetragonal crystal in an orthorhombic
+    subgroup whose a and b refined equal), give the row that group and say so: the
+    structure, not its description, is the answer."""
+    structure = getattr(row.fit, "structure", None)
+    if not row.ok or structure is None or row.space_group is None:
+        return
+    found = refined_group(structure)
+    if found is None or found[0] == row.space_group or point_group_order(found[0]) <= point_group_order(row.space_group):
+        return
+    note = f"the refined structure has {found[1]} symmetry within {LIFT_SYMPREC:g} Å (refined in {row.symbol})"
+    row.space_group, row.symbol = found
+    row.message = "; ".join(m for m in (note, row.message) if m)
+
+
+def fit_order(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], *, good_fit: float = GOOD_FIT_RW,
+              elements: set[str] | None = None) -> list[tuple[int, str, float | None, float]]:
+    """Space groups best first as ``[(space_group, symbol, rw, p_cnn)]``: the groups with a
+    plausible fit of Rw ≤ ``good_fit`` in order of fit, then the rest as in
+    :func:`combined_ranking`.
+
+    Among the fitting groups not yet placed, the candidates for the next place are those whose
+    best Rw is within :data:`TIE_RW` of the best remaining one; of them the first is the group
+    whose best fit has exactly the sample's ``elements``, then the one of higher symmetry
+    (:func:`point_group_order`: fcc over its I4/mmm description, diamond over its ordered
+    Amm2 superstructure), then the CNN's more probable, then the lower Rw."""
+    best: dict[int, IdentifyRow] = {}
+    for r in rows:
+        if plausible(r) and (r.space_group not in best or r.rw < best[r.space_group].rw):
+            best[r.space_group] = r
+    prob = {g: p for g, _, p in cnn}
+    symbols = {g: s for g, s, _ in cnn}
+    fitting = {g for g, r in best.items() if r.rw <= good_fit}
+    order: list[int] = []
+    while fitting:
+        lowest = min(best[g].rw for g in fitting)
+        tied = [g for g in fitting if best[g].rw <= lowest + TIE_RW]
+        pick = min(tied, key=lambda g: (not (elements and row_elements(best[g]) == set(elements)),
+                                        -point_group_order(g), -prob.get(g, 0.0), best[g].rw, g))
+        order.append(pick)
+        fitting.discard(pick)
+    rest = sorted((set(best) | set(prob)) - set(order),
+                  key=lambda g: (-prob.get(g, 0.0), best[g].rw if g in best else math.inf, g))
+    return [(g, best[g].symbol if g in best else symbols.get(g, ""), best[g].rw if g in best else None, prob.get(g, 0.0))
+            for g in order + rest]
+
+
 class ScreeningLibrary:
     """A structure library with its screening curves (per radiation, computed once and cached)."""
 
@@ -196,6 +307,21 @@ class ScreeningLibrary:
         self.skipped = skipped or []
         self._prepared: dict = {}
         self._species: np.ndarray | None = None
+        self._compounds: StructureLibrary | None = None
+
+    def compounds(self) -> StructureLibrary:
+        """The library that chemistry candidates come from (:mod:`sgmine_diffpy.chemistry`):
+        the shipped compound library (every redistributable structure, as compounds and as
+        types) when it is installed, and a user library's own structures first."""
+        if self._compounds is None:
+            from sgmine_diffpy.structlib import COMPOUND_LIBRARY
+
+            shipped = StructureLibrary.load(COMPOUND_LIBRARY) if COMPOUND_LIBRARY.is_file() else None
+            if self.name == "default":
+                self._compounds = shipped or self.structures
+            else:
+                self._compounds = self.structures if shipped is None else concatenate([self.structures, shipped])
+        return self._compounds
 
     def species(self) -> np.ndarray:
         """Per structure, how many different elements it has."""
@@ -317,10 +443,16 @@ def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str
 
 def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TOP, model=None,
                   qmax: float | None = None, qdamp: float | None = None, radiation: str | None = None,
-                  rmin: float = 1.5, rmax: float = 30.0, say=None, use_elements: bool = True) -> tuple[list[IdentifyRow], FileSummary]:
+                  rmin: float = 1.5, rmax: float = 30.0, say=None, use_elements: bool = True,
+                  composition: str | None = None, compositions: dict[str, str] | None = None) -> tuple[list[IdentifyRow], FileSummary]:
     """Screen, refine and rank for one file (see the module text). Never raises for a bad file:
     the rows then hold one error row and the summary says why. ``use_elements=False`` ignores
-    the elements the header names (:func:`_choose`)."""
+    the composition and elements the header names (:func:`_choose`). ``composition`` (every
+    file) and ``compositions`` (a table: file name → formula, :func:`sgmine.composition.read_composition_table`)
+    give the sample's composition; with one, candidates made from the chemistry
+    (:mod:`sgmine_diffpy.chemistry`) are screened and refined too, and the ranking follows the
+    fit (:func:`fit_order`)."""
+    from sgmine.composition import CompositionError
     from sgmine.gr import ReadError, read_gr
     from sgmine.plausibility import check_file
     from sgmine_diffpy.screen import screen
@@ -339,7 +471,12 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     summary.radiation, summary.qmax = rad, q
     if q is not None:
         curve.metadata = {k: v for k, v in curve.metadata.items() if str(k).lstrip("#").strip().lower() != "qmax"} | {"qmax": q}
-    elements = header_elements(curve) if use_elements else None
+    try:
+        comp, elements = sample_composition(path, curve, option=composition, table=compositions, use_header=use_elements)
+    except CompositionError as exc:
+        return _failed(summary, str(exc), start)
+    if comp is not None:
+        summary.composition, summary.composition_source = comp.formula, comp.source
     try:
         library.curves(rad, say)  # computed once per machine (minutes), then read from the cache: not screening time
         t0 = time.perf_counter()
@@ -349,15 +486,35 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         summary.screen_s = time.perf_counter() - t0
     except ValueError as exc:
         return _failed(summary, f"{path}: cannot screen: {exc}", start)
-    chosen = _choose(library, result, top, elements, summary.cnn)
+    picks: list[tuple] = []
+    if comp is not None:
+        t0 = time.perf_counter()
+        found = _chemistry(library, comp, curve, rad, q, d, rmin, rmax)
+        summary.screen_s += time.perf_counter() - t0
+        if found is not None:
+            chem_library, chem_result, _ = found
+            picks += [(chem_library, i, chem_result, True) for i in _choose_chemistry(chem_library, chem_result, CHEMISTRY_TOP)]
+    chosen = _choose(library, result, max(top - len(picks), CNN_GROUPS), elements, summary.cnn)
+    picks = [(library.structures, i, result, False) for i in chosen] + picks
     if rad == "neutron" and "radiation" not in {k.lower() for k in curve.metadata}:
         curve.metadata["radiation"] = "neutron"  # the refinement reads the radiation from the header
-    rows = _refine_all(path, library.structures, chosen, result, curve, summary.cnn, q, d, rmin, rmax, say)
+    rows = _refine_all(path, picks, curve, summary.cnn, q, d, rmin, rmax, say)
+    for row in rows:
+        lift_symmetry(row)
     rows.sort(key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0, r.rank))
-    summary.ranking = combined_ranking(rows, summary.cnn)
+    if comp is not None:
+        majority = _majority_elements(comp)
+        summary.ranking = combined_ranking(rows, summary.cnn, within="fit", elements=majority)
+    else:
+        summary.ranking = combined_ranking(rows, summary.cnn)
     summary.best = best_structure(rows, summary.ranking)
     notes = ([cnn_note] if cnn_note else []) + notes
-    if elements is not None:
+    if comp is not None:
+        notes.append(f"composition {comp.formula} (from the {_SOURCE_WORDS[comp.source]})")
+        if not any(plausible(r) and r.rw <= GOOD_FIT_RW and row_elements(r) == majority for r in rows):
+            notes.append(f"nothing made of {' '.join(sorted(majority))} fits: the answer is whatever fits "
+                         "(a second phase or another composition?)")
+    elif elements is not None:
         notes.append(f"refined structures of at most {len(elements)} element{'s' if len(elements) > 1 else ''} "
                      f"(the header names {' '.join(sorted(elements))})")
     if summary.best is None:
@@ -368,6 +525,63 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     summary.message = "; ".join(notes)
     summary.total_s = time.perf_counter() - start
     return rows, summary
+
+
+#: Candidates made from the composition refined per file (the best-screened, one per space
+#: group and formula); the library's best-screened fill the rest of ``top``.
+CHEMISTRY_TOP = 5
+_SOURCE_WORDS = {"table": "composition table", "option": "--composition option", "header": "file header"}
+
+
+def sample_composition(path: str, curve, *, option: str | None, table: dict[str, str] | None, use_header: bool = True):
+    """``(composition or None, elements or None)`` of one file: the table's, the option's or the
+    header's composition (:func:`sgmine.composition.composition_for`; raises its
+    CompositionError, naming the file). A header element table without amounts (``C H O N``)
+    gives only the elements, which limit the library structures refined (:func:`_choose`)."""
+    from sgmine.composition import composition_for, parse_formula
+
+    header = curve.header.composition if use_header else None
+    header_text, elements = None, None
+    if header is not None:
+        if any(ch.isdigit() for ch in header.text) or header.source == "composition entry":
+            header_text = header.text
+        else:
+            try:
+                elements = set(parse_formula(header.text))
+            except ValueError:
+                elements = None
+    comp = composition_for(path, table=table, option=option, header=header_text)
+    if comp is not None:
+        elements = set(comp.elements)
+    return comp, elements
+
+
+def _majority_elements(comp) -> set[str]:
+    """The elements on the sample's parent sites (dopants merged: :func:`~sgmine_diffpy.chemistry.site_groups`)."""
+    from sgmine_diffpy.chemistry import site_groups
+
+    return {g.majority for g in site_groups(comp)}
+
+
+def _chemistry(library: ScreeningLibrary, comp, curve, rad, q, d, rmin, rmax):
+    """Candidates from the composition, screened (:func:`~sgmine_diffpy.chemistry.screen_chemistry`)."""
+    from sgmine_diffpy.chemistry import chemistry_candidates, screen_chemistry
+
+    candidates = chemistry_candidates(library.compounds(), comp)
+    return screen_chemistry(candidates, curve.r, curve.g, radiation=rad, qmax=q, qdamp=d, rmin=rmin, rmax=rmax)
+
+
+def _choose_chemistry(library: StructureLibrary, result, n: int) -> list[int]:
+    """The ``n`` best-screened chemistry candidates, one per (space group, formula)."""
+    chosen, seen = [], set()
+    for i in result.best(len(library)):
+        key = (int(library.space_groups[i]), str(library.formulas[i]))
+        if math.isfinite(result.rw[i]) and key not in seen:
+            seen.add(key)
+            chosen.append(int(i))
+        if len(chosen) == n:
+            break
+    return chosen
 
 
 #: :func:`_choose` refines the best-screened structure of each group to which the CNN gives at
@@ -409,17 +623,19 @@ def _choose(library: ScreeningLibrary, result, top: int, elements: set[str] | No
     return sorted(chosen, key=lambda i: result.rw[i])
 
 
-def _refine_all(path, lib: StructureLibrary, chosen: list[int], result, curve, cnn, q, d, rmin, rmax, say) -> list[IdentifyRow]:
-    """Refine the chosen structures, on all CPU cores (one pdffit2 fit per process:
-    :func:`_isolated`), on the screening grid (:func:`fit_grid`)."""
+def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say) -> list[IdentifyRow]:
+    """Refine the picked structures ``(library, index, screen result, positions)``, on all CPU
+    cores (one pdffit2 fit per process: :func:`_isolated`), on the screening grid
+    (:func:`fit_grid`); with ``positions``, the free atom coordinates too (candidates made from
+    the chemistry carry their template's positions)."""
     prob = {g: p for g, _, p in cnn}
     fit_curve = fit_grid(curve)
     tasks = []
-    for rank, i in enumerate(chosen, start=1):
+    for rank, (lib, i, result, positions) in enumerate(picks, start=1):
         row = IdentifyRow(path, rank, str(lib.ids[i]), str(lib.formulas[i]), int(lib.space_groups[i]), str(lib.symbols[i]),
                           float(result.rw[i]), cnn_probability=prob.get(int(lib.space_groups[i]), 0.0), source=str(lib.sources[i]))
         diameter = None if result.diameter is None or math.isinf(result.diameter[i]) else float(result.diameter[i])
-        tasks.append((row, lib.structure(i), float(result.stretch[i]), fit_curve, q, d, rmin, rmax, diameter))
+        tasks.append((row, lib.structure(i), float(result.stretch[i]), fit_curve, q, d, rmin, rmax, diameter, positions))
     rows = []
     for row, seconds in _isolated(tasks, max(1, min(len(tasks), os.cpu_count() or 1))):
         if say:
@@ -511,9 +727,9 @@ def fit_grid(curve):
 
 
 def _refine_task(task):
-    row, structure, stretch, curve, q, d, rmin, rmax, diameter = task
+    row, structure, stretch, curve, q, d, rmin, rmax, diameter, positions = task
     t = time.perf_counter()
-    _refine(row, structure, stretch, curve, q, d, rmin, rmax, diameter)
+    _refine(row, structure, stretch, curve, q, d, rmin, rmax, diameter, positions=positions)
     return row, time.perf_counter() - t
 
 
@@ -550,7 +766,8 @@ def fit_rmax(n_atoms: int, volume: float, rmax: float) -> float:
     return float(min(rmax, max(MIN_FIT_RMAX, budget)))
 
 
-def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmin, rmax, diameter=None) -> None:
+def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmin, rmax, diameter=None, *,
+            positions: bool = False) -> None:
     from sgmine_diffpy import refine
     from sgmine_diffpy.candidates import CandidateModel, space_group_parameters
     from sgmine_diffpy.library import standardise
@@ -569,7 +786,8 @@ def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmi
     end = fit_rmax(len(candidate.structure), candidate.structure.lattice.volume, rmax)
     try:
         result = refine.fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=end, max_steps=FIT_STEPS,
-                                      spdiameter=diameter)
+                                      spdiameter=diameter, refine_positions=positions,
+                                      early_positions=positions)
     except Exception as exc:  # fit_candidate reports pdffit2's failures itself; anything else costs this row only
         row.status, row.message = "error", f"refinement failed: {type(exc).__name__}: {exc}"
         return
@@ -606,9 +824,12 @@ def to_csv(rows, columns) -> str:
 def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAULT_TOP, out: Optional[Path] = None,
                  summary_out: Optional[Path] = None, plots: Optional[Path] = None, model_path: Optional[Path] = None,
                  qmax: float | None = None, qdamp: float | None = None, radiation: str | None = None,
-                 rmin: float = 1.5, rmax: float = 30.0) -> int:
+                 rmin: float = 1.5, rmax: float = 30.0, composition: str | None = None,
+                 compositions: Optional[Path] = None) -> int:
     """The ``sgmine identify`` command: exit 0 when every file was identified, 1 when some file
-    or fit failed (its row says why), 2 for unusable options, library or model (nothing written)."""
+    or fit failed (its row says why), 2 for unusable options, library, model or composition
+    table (nothing written). A composition that does not parse is an error row for its file."""
+    from sgmine.composition import CompositionError, read_composition_table
     from sgmine.model import ModelError
     from sgmine.scan import expand_paths, load_model
     from sgmine_diffpy.cli import _say, _usage, _write, missing_dependency
@@ -632,6 +853,10 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
     if not files:
         return _usage("no input files")
     try:
+        table = read_composition_table(compositions) if compositions is not None else None
+    except CompositionError as exc:
+        return _usage(f"--compositions {exc}")
+    try:
         lib = open_library(library, say=_say)
         model = load_model(model_path)
     except (StructureLibraryError, ModelError) as exc:
@@ -646,7 +871,7 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
     rows, summaries = [], []
     for path in files:
         file_rows, summary = identify_file(path, lib, top=top, model=model, qmax=qmax, qdamp=qdamp, radiation=radiation,
-                                           rmin=rmin, rmax=rmax, say=_say)
+                                           rmin=rmin, rmax=rmax, say=_say, composition=composition, compositions=table)
         rows += file_rows
         summaries.append(summary)
         answer, ranking = summary.answer, ", ".join(f"{g} {s}" for g, s, *_ in summary.ranking[:3])

@@ -158,6 +158,7 @@ def fit_candidate(
     max_steps: int = DEFAULT_MAX_STEPS,
     spdiameter: float | None = None,
     refine_positions: bool = False,
+    early_positions: bool = False,
 ) -> FitResult:
     """Refine ``candidate``'s structure against ``curve`` with pdffit2 (see the module text).
 
@@ -165,6 +166,9 @@ def fit_candidate(
     the ADPs (for a nanoparticle; ``sgmine identify`` passes the screen's best diameter).
     ``refine_positions`` adds the last stage, the free atom coordinates (:func:`constrain_positions`);
     the message then names the coordinates refined (``positions refined: O1 x``).
+    ``early_positions`` also frees them right after the lattice, before the ADPs (kept only
+    where it lowers Rw): for a structure type decorated with the sample's elements, whose
+    template positions can be far enough off to send the ADPs astray.
 
     Each stage stops after ``max_steps`` least-squares iterations (noted in the message when it
     had not converged), so a fit costs at most four times ``max_steps`` iterations. When a later
@@ -191,6 +195,8 @@ def fit_candidate(
             stages = [("scale", [_SCALE], False), ("lattice", [_SCALE, *lattice_vars], False), ("ADP/delta2", last, False)]
             positions = constrain_positions(pf, candidate) if refine_positions else None
             if positions and positions.variables:
+                if early_positions:
+                    stages.insert(2, ("positions", [_SCALE, *lattice_vars, *positions.variables], True))
                 stages.append(("positions", last + positions.variables, True))
             stage_notes, kept = _refine_in_stages(pf, stages, max_steps)
             if "positions" in kept:

@@ -40,6 +40,9 @@ from sgmine import pdfdefaults
 
 #: The default library shipped with the plugin.
 DEFAULT_LIBRARY = Path(__file__).with_name("data") / "structures.npz"
+#: The full library (every redistributable structure, as compounds and types) that
+#: :mod:`sgmine_diffpy.chemistry` draws candidates from.
+COMPOUND_LIBRARY = Path(__file__).with_name("data") / "compounds.npz"
 #: spglib distance tolerance (Å) used to label the library.
 SYMPREC = 0.01
 
@@ -504,6 +507,22 @@ def subset(library: StructureLibrary, indices) -> StructureLibrary:
         offsets=np.concatenate(([0], np.cumsum(counts))).astype(int), numbers=library.numbers[atoms],
         xyz=library.xyz[atoms], occupancy=library.occupancy[atoms],
         orbits=None if library.orbits is None else library.orbits[atoms],
+    )
+
+
+def concatenate(libraries: list[StructureLibrary]) -> StructureLibrary:
+    """The entries of ``libraries``, one after the other (orbits kept where all have them)."""
+    offsets = [np.asarray(lib.offsets[1:]) + total for lib, total in
+               zip(libraries, np.cumsum([0] + [int(lib.offsets[-1]) for lib in libraries[:-1]]))]
+    have_orbits = all(lib.orbits is not None for lib in libraries)
+    return StructureLibrary(
+        ids=np.concatenate([lib.ids for lib in libraries]), formulas=np.concatenate([lib.formulas for lib in libraries]),
+        space_groups=np.concatenate([lib.space_groups for lib in libraries]),
+        symbols=np.concatenate([lib.symbols for lib in libraries]), sources=np.concatenate([lib.sources for lib in libraries]),
+        lattice=np.concatenate([lib.lattice for lib in libraries]), offsets=np.concatenate([[0], *offsets]).astype(int),
+        numbers=np.concatenate([lib.numbers for lib in libraries]), xyz=np.concatenate([lib.xyz for lib in libraries]),
+        occupancy=np.concatenate([lib.occupancy for lib in libraries]),
+        orbits=np.concatenate([lib.orbits for lib in libraries]) if have_orbits else None,
     )
 
 
