@@ -444,14 +444,16 @@ def file_settings(curve, qmax: float | None, qdamp: float | None, radiation: str
 def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TOP, model=None,
                   qmax: float | None = None, qdamp: float | None = None, radiation: str | None = None,
                   rmin: float = 1.5, rmax: float = 30.0, say=None, use_elements: bool = True,
-                  composition: str | None = None, compositions: dict[str, str] | None = None) -> tuple[list[IdentifyRow], FileSummary]:
+                  composition: str | None = None, compositions: dict[str, str] | None = None,
+                  workers: int | None = None) -> tuple[list[IdentifyRow], FileSummary]:
     """Screen, refine and rank for one file (see the module text). Never raises for a bad file:
     the rows then hold one error row and the summary says why. ``use_elements=False`` ignores
     the composition and elements the header names (:func:`_choose`). ``composition`` (every
     file) and ``compositions`` (a table: file name → formula, :func:`sgmine.composition.read_composition_table`)
     give the sample's composition; with one, candidates made from the chemistry
     (:mod:`sgmine_diffpy.chemistry`) are screened and refined too, and the ranking follows the
-    fit (:func:`fit_order`)."""
+    fit (:func:`fit_order`). ``workers``: refinements run at once (default: one per CPU core;
+    fewer where several files are identified in parallel, :mod:`sgmine_diffpy.batch`)."""
     from sgmine.composition import CompositionError
     from sgmine.gr import ReadError, read_gr
     from sgmine.plausibility import check_file
@@ -498,7 +500,7 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     picks = [(library.structures, i, result, False) for i in chosen] + picks
     if rad == "neutron" and "radiation" not in {k.lower() for k in curve.metadata}:
         curve.metadata["radiation"] = "neutron"  # the refinement reads the radiation from the header
-    rows = _refine_all(path, picks, curve, summary.cnn, q, d, rmin, rmax, say)
+    rows = _refine_all(path, picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers)
     for row in rows:
         lift_symmetry(row)
     rows.sort(key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0, r.rank))
@@ -623,11 +625,11 @@ def _choose(library: ScreeningLibrary, result, top: int, elements: set[str] | No
     return sorted(chosen, key=lambda i: result.rw[i])
 
 
-def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say) -> list[IdentifyRow]:
-    """Refine the picked structures ``(library, index, screen result, positions)``, on all CPU
-    cores (one pdffit2 fit per process: :func:`_isolated`), on the screening grid
-    (:func:`fit_grid`); with ``positions``, the free atom coordinates too (candidates made from
-    the chemistry carry their template's positions)."""
+def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, workers: int | None = None) -> list[IdentifyRow]:
+    """Refine the picked structures ``(library, index, screen result, positions)``, ``workers``
+    at a time (default: one per CPU core; one pdffit2 fit per process: :func:`_isolated`), on
+    the screening grid (:func:`fit_grid`); with ``positions``, the free atom coordinates too
+    (candidates made from the chemistry carry their template's positions)."""
     prob = {g: p for g, _, p in cnn}
     fit_curve = fit_grid(curve)
     tasks = []
@@ -637,7 +639,7 @@ def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say) -> 
         diameter = None if result.diameter is None or math.isinf(result.diameter[i]) else float(result.diameter[i])
         tasks.append((row, lib.structure(i), float(result.stretch[i]), fit_curve, q, d, rmin, rmax, diameter, positions))
     rows = []
-    for row, seconds in _isolated(tasks, max(1, min(len(tasks), os.cpu_count() or 1))):
+    for row, seconds in _isolated(tasks, max(1, min(len(tasks), workers or os.cpu_count() or 1))):
         if say:
             outcome = f"Rw {row.rw:.4f}" if row.ok else f"failed: {row.message}"
             say(f"sgmine identify: {path} × {row.structure_id} {row.formula} ({row.symbol}, screen Rw {row.rw_screen:.3f}): "
