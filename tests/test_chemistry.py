@@ -175,3 +175,14 @@ def test_srfe2as2_from_a_library_without_any_sr_fe_as_compound(tmp_path):
     assert (best.space_group, best.symbol) == (139, "I4/mmm")
     assert best.rw < 0.1
     assert summary.ranking[0][0] == 139
+
+
+def test_holding_out_a_chemical_system_removes_it_from_screen_and_chemistry():
+    library = StructureLibrary.from_cells([rock_salt(), rock_salt("NaCl-rs", 5.64, "Na", "Cl"), baal4()])
+    screening = ScreeningLibrary(library, "test")
+    screening._compounds = library
+    held = screening.hold_out([{"Na", "Cl"}])
+    assert held._usable.tolist() == [True, False, True]
+    assert "NaCl-rs" not in held.compounds().ids.tolist() and len(held.compounds()) == 2
+    found = C.chemistry_candidates(held.compounds(), Composition.parse("NaCl"))
+    assert found and all(c.origin == "decorated" for c in found)

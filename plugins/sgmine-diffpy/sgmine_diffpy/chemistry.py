@@ -60,7 +60,7 @@ MAX_MULTIPLIER = 12
 #: Site assignments proposed per template: all of them up to this many, else the rule's one.
 MAX_PERMUTATIONS = 6
 #: c/a factors (constant volume) tried by :func:`shape_variants`.
-AXIAL_FACTORS = (0.8, 0.87, 0.93, 1.07, 1.15, 1.25, 1.33)
+AXIAL_FACTORS = (0.82, 0.91, 1.1, 1.21, 1.33)
 
 
 @dataclass(frozen=True)
@@ -291,6 +291,9 @@ def site_assignments(template: list[str], sizes: list[int], sample: list[tuple[s
     return found[:MAX_PERMUTATIONS]
 
 
+#: Atoms at most in a template's (primitive) cell: a larger cell costs more to screen and refine
+#: than a chemistry candidate is likely to repay (the library's own compounds still come).
+MAX_TEMPLATE_ATOMS = 40
 #: Orbits at most of a template whose elements' sites are split among more sample elements
 #: (BaAl4's 4d and 4e taking Fe and As): the ways to do so grow exponentially with them.
 MAX_SPLIT_ORBITS = 8
@@ -379,7 +382,7 @@ def _templates(library: StructureLibrary, sample: list[tuple[str, int]]):
     total = sum(n for _, n in sample)
     out = []
     for (sg, n_atoms, counts), members in type_index(library).items():
-        if n_atoms % total or len(counts) > len(sample) or (len(sample) == 1) != (len(counts) == 1):
+        if n_atoms % total or n_atoms > MAX_TEMPLATE_ATOMS or len(counts) > len(sample) or (len(sample) == 1) != (len(counts) == 1):
             continue
         best = None
         for i in members[:5]:
@@ -405,8 +408,8 @@ def _templates(library: StructureLibrary, sample: list[tuple[str, int]]):
     return out
 
 
-def chemistry_candidates(library: StructureLibrary, composition: Composition, *, max_types: int = 40,
-                         max_system: int = 20) -> list[ChemistryCandidate]:
+def chemistry_candidates(library: StructureLibrary, composition: Composition, *, max_types: int = 30,
+                         max_system: int = 12) -> list[ChemistryCandidate]:
     """Candidate cells for a sample of ``composition`` (see the module text): the chemical
     system's compounds (at most ``max_system``, the sample's stoichiometry first), then the
     structure types of the library decorated with the sample's elements (the ``max_types`` with
@@ -524,7 +527,7 @@ def _angles(lattice: np.ndarray) -> tuple[float, float, float]:
 #: comes from atomic radii, which miss a compound's own by more than the library screen's ±10 %).
 CHEMISTRY_STRETCHES = np.linspace(0.82, 1.18, 73)
 #: Candidates whose free axial ratio :func:`screen_chemistry` explores (best-screened first).
-SHAPE_TOP = 6
+SHAPE_TOP = 4
 
 
 def screen_chemistry(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.ndarray, *, radiation: str,

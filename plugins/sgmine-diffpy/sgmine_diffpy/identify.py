@@ -308,6 +308,27 @@ class ScreeningLibrary:
         self._prepared: dict = {}
         self._species: np.ndarray | None = None
         self._compounds: StructureLibrary | None = None
+        self._held_out_of: ScreeningLibrary | None = None
+        self._usable: np.ndarray | None = None
+
+    def hold_out(self, systems) -> "ScreeningLibrary":
+        """This library without every structure of the chemical ``systems`` (sets of element
+        symbols), in the screen and as a source of chemistry candidates: what a compound that
+        no database holds meets (the leave-compound-out evaluation). The screening curves are
+        this library's, masked."""
+        from sgmine_diffpy.structlib import subset
+
+        systems = {frozenset(s) for s in systems}
+
+        def keep(lib: StructureLibrary) -> np.ndarray:
+            return np.array([frozenset(_entry_elements(lib, i)) not in systems for i in range(len(lib))], dtype=bool)
+
+        held = ScreeningLibrary(self.structures, f"{self.name} without {len(systems)} systems", self.skipped)
+        held._held_out_of = self
+        held._usable = keep(self.structures)
+        compounds = self.compounds()
+        held._compounds = subset(compounds, np.flatnonzero(keep(compounds)))
+        return held
 
     def compounds(self) -> StructureLibrary:
         """The library that chemistry candidates come from (:mod:`sgmine_diffpy.chemistry`):
@@ -339,12 +360,22 @@ class ScreeningLibrary:
         """``(matrix, valid rows)`` for these settings (kept for files that share them)."""
         from sgmine_diffpy.screen import prepare
 
+        if self._held_out_of is not None:
+            matrix, valid = self._held_out_of.prepared(radiation, qmax, qdamp, say)
+            return matrix, valid & self._usable
         key = (radiation, qmax, qdamp)
         if key not in self._prepared:
             curves = self.curves(radiation, say)
             valid = np.isfinite(np.asarray(curves[:, -1]))
             self._prepared = {key: (prepare(curves, qmax=qmax, qdamp=qdamp), valid)}  # keep one: memory
         return self._prepared[key]
+
+
+def _entry_elements(library: StructureLibrary, index: int) -> set[str]:
+    from sgmine.composition import ELEMENTS
+
+    lo, hi = int(library.offsets[index]), int(library.offsets[index + 1])
+    return {ELEMENTS[int(z)] for z in library.numbers[lo:hi]}
 
 
 def open_library(spec: str | os.PathLike = "default", *, say=None) -> ScreeningLibrary:
@@ -827,13 +858,19 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
                  summary_out: Optional[Path] = None, plots: Optional[Path] = None, model_path: Optional[Path] = None,
                  qmax: float | None = None, qdamp: float | None = None, radiation: str | None = None,
                  rmin: float = 1.5, rmax: float = 30.0, composition: str | None = None,
-                 compositions: Optional[Path] = None) -> int:
+                 compositions: Optional[Path] = None, structures: Optional[Path] = None, jobs: int = 1,
+                 scheduler: str | None = None) -> int:
     """The ``sgmine identify`` command: exit 0 when every file was identified, 1 when some file
-    or fit failed (its row says why), 2 for unusable options, library, model or composition
-    table (nothing written). A composition that does not parse is an error row for its file."""
+    got no answer or failed, or some fit failed (its row says why), 2 for unusable options,
+    library, model, composition table or scheduler (nothing written). A composition that does
+    not parse is an error row for its file. ``structures``: a folder for each answer's refined
+    structure and fit (:func:`_hand_over`). ``jobs`` files at once (0: one per core), or each
+    file a task on the Dask cluster of ``scheduler`` (:mod:`sgmine_diffpy.batch`): the same
+    table, in the order of the files."""
     from sgmine.composition import CompositionError, read_composition_table
     from sgmine.model import ModelError
     from sgmine.scan import expand_paths, load_model
+    from sgmine_diffpy import batch
     from sgmine_diffpy.cli import _say, _usage, _write, missing_dependency
 
     missing = missing_dependency()
@@ -846,11 +883,16 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
         return _usage("--top must be at least 1")
     if rmin >= rmax:
         return _usage(f"--rmin {rmin:g} must be below --rmax {rmax:g}")
+    if jobs < 0:
+        return _usage("--jobs must be 0 (one per core) or more")
+    if scheduler is not None and jobs != 1:
+        return _usage("give --jobs or --scheduler, not both: on a Dask cluster its workers run the files")
     for name, target in (("--out", out), ("--summary", summary_out)):
         if target is not None and (target.is_dir() or not target.parent.exists()):
             return _usage(f"{name} {target}: give a file name in an existing directory")
-    if plots is not None and plots.exists() and not plots.is_dir():
-        return _usage(f"--plots {plots}: not a directory")
+    for name, folder in (("--plots", plots), ("--structures", structures)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            return _usage(f"{name} {folder}: not a directory")
     files = expand_paths(paths)
     if not files:
         return _usage("no input files")
@@ -865,25 +907,30 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
         return _usage(str(exc))
     if lib.skipped:
         _say(f"sgmine identify: {len(lib.skipped)} structures of {lib.name} skipped (unreadable or no space group), e.g. {lib.skipped[0]}")
-    if plots is not None:
+    for name, folder in (("--plots", plots), ("--structures", structures)):
         try:
-            plots.mkdir(parents=True, exist_ok=True)
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            return _usage(f"--plots {plots}: cannot make the folder ({exc.strerror or exc})")
-    rows, summaries = [], []
-    for path in files:
-        file_rows, summary = identify_file(path, lib, top=top, model=model, qmax=qmax, qdamp=qdamp, radiation=radiation,
-                                           rmin=rmin, rmax=rmax, say=_say, composition=composition, compositions=table)
-        rows += file_rows
-        summaries.append(summary)
-        answer, ranking = summary.answer, ", ".join(f"{g} {s}" for g, s, *_ in summary.ranking[:3])
-        if answer is not None:
-            _say(f"sgmine identify: {path}: best {answer.structure_id} {answer.formula} {answer.symbol} "
-                 f"Rw {answer.rw:.4f}; ranking {ranking} (screen {summary.screen_s:.1f} s, total {summary.total_s:.1f} s)")
-        else:
-            _say(f"sgmine identify: {path}: {summary.message}" + (f"; ranking {ranking}" if ranking else ""))
+            return _usage(f"{name} {folder}: cannot make the folder ({exc.strerror or exc})")
+    job = batch.FileJob(library=str(library), model=None if model_path is None else str(model_path),
+                        options=dict(top=top, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax,
+                                     composition=composition, compositions=table))
+    try:
+        client = batch.dask_client(scheduler) if scheduler is not None else None
+    except batch.BatchError as exc:
+        return _usage(str(exc))
+    outcomes: list = [None] * len(files)
+    finished = batch.identify_files(files, job, jobs=jobs, client=client, library=lib, model=model, say=_say)
+    for done, (index, file_rows, summary) in enumerate(finished, start=1):
+        outcomes[index] = (file_rows, summary)
+        _report(summary, done, len(files))
         if plots is not None and summary.best is not None and summary.best.fit is not None:
-            _plot(summary.best, plots / f"{Path(path).name}.identify.png")
+            _plot(summary.best, plots / f"{Path(summary.file).name}.identify.png")
+        if structures is not None:
+            _hand_over(summary, structures)
+    rows = [row for file_rows, _ in outcomes for row in file_rows]
+    summaries = [summary for _, summary in outcomes]
     summary_out = summary_out or (out.with_name(out.name.rsplit(".", 1)[0] + ".summary.csv") if out is not None else None)
     try:
         _write(to_csv(rows, COLUMNS), out)
@@ -891,8 +938,36 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
             _write(to_csv(summaries, SUMMARY_COLUMNS), summary_out)
     except OSError as exc:
         return _usage(f"cannot write the table: {exc.strerror or exc}")
-    failed = sum(not r.ok for r in rows) + sum(s.status != "ok" for s in summaries)
+    failed = sum(not r.ok for r in rows) + sum(s.status != "ok" or s.answer is None for s in summaries)
     return 1 if failed else 0
+
+
+def _report(summary: FileSummary, done: int, total: int) -> None:
+    """The stderr line of a finished file: its answer (or why none) and its ranking; with
+    several files, how many are done."""
+    from sgmine_diffpy.cli import _say
+
+    answer, ranking = summary.answer, ", ".join(f"{g} {s}" for g, s, *_ in summary.ranking[:3])
+    count = f"; {done} of {total} files done" if total > 1 else ""
+    if answer is not None:
+        _say(f"sgmine identify: {summary.file}: best {answer.structure_id} {answer.formula} {answer.symbol} "
+             f"Rw {answer.rw:.4f}; ranking {ranking} (screen {summary.screen_s:.1f} s, total {summary.total_s:.1f} s){count}")
+    else:
+        _say(f"sgmine identify: {summary.file}: {summary.message}" + (f"; ranking {ranking}" if ranking else "") + count)
+
+
+def _hand_over(summary: FileSummary, folder: Path) -> None:
+    """Write the file's answer, its refined structure and fit, to ``folder`` as
+    ``<file name>.identify.cif`` and ``.fgr`` (:func:`sgmine_diffpy.handover.hand_over`); a file
+    without an answer gets none, and stderr says so."""
+    from sgmine_diffpy.cli import _say
+    from sgmine_diffpy.handover import hand_over
+
+    answer = summary.answer
+    if answer is None or answer.fit is None:
+        _say(f"sgmine identify: {summary.file}: no structure written to {folder}: nothing fits")
+        return
+    _say(hand_over(answer.fit, folder, f"{Path(summary.file).name}.identify", command="sgmine identify"))
 
 
 def _plot(row: IdentifyRow, png: Path) -> None:
