@@ -139,9 +139,12 @@ def test_the_higher_symmetry_wins_a_tie_and_the_better_fit_wins_otherwise():
     assert [g for g, *_ in fit_order(tie, [(139, "I4/mmm", 0.9)])][:2] == [225, 139]
     apart = [_row(139, "I4/mmm", 0.05, "Ni"), _row(225, "Fm-3m", 0.09, "Ni")]
     assert [g for g, *_ in fit_order(apart, [(225, "Fm-3m", 0.9)])][:2] == [139, 225]
-    # the sample's elements before symmetry
-    chem = [_row(225, "Fm-3m", 0.08, "MgSe"), _row(216, "F-43m", 0.09, "ZnS")]
-    assert fit_order(chem, [], elements={"Zn", "S"})[0][0] == 216
+    # a fit of the sample's elements before any other (within the fitting level)
+    chem = [_row(225, "Fm-3m", 0.08, "MgSe"), _row(216, "F-43m", 0.20, "ZnS")]
+    assert [g for g, *_ in fit_order(chem, [], elements={"Zn", "S"})][:2] == [216, 225]
+    # ... but where nothing of the sample's chemistry fits, whatever fits
+    assert fit_order([_row(225, "Fm-3m", 0.08, "MgSe"), _row(216, "F-43m", 0.40, "ZnS")], [],
+                     elements={"Zn", "S"})[0][0] == 225
     assert point_group_order(225) == 48 and point_group_order(139) == 16
 
 

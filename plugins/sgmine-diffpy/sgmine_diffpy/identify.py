@@ -269,33 +269,46 @@ def lift_symmetry(row: IdentifyRow) -> None:
 def fit_order(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], *, good_fit: float = GOOD_FIT_RW,
               elements: set[str] | None = None) -> list[tuple[int, str, float | None, float]]:
     """Space groups best first as ``[(space_group, symbol, rw, p_cnn)]``: the groups with a
-    plausible fit of Rw ≤ ``good_fit`` in order of fit, then the rest as in
-    :func:`combined_ranking`.
+    plausible fit of Rw ≤ ``good_fit`` in order of fit, then the rest by the CNN's probability.
 
-    Among the fitting groups not yet placed, the candidates for the next place are those whose
-    best Rw is within :data:`TIE_RW` of the best remaining one; of them the first is the group
-    whose best fit has exactly the sample's ``elements``, then the one of higher symmetry
-    (:func:`point_group_order`: fcc over its I4/mmm description, diamond over its ordered
-    Amm2 superstructure), then the CNN's more probable, then the lower Rw."""
-    best: dict[int, IdentifyRow] = {}
-    for r in rows:
-        if plausible(r) and (r.space_group not in best or r.rw < best[r.space_group].rw):
-            best[r.space_group] = r
+    With the sample's ``elements``, the groups whose fitting structure is made of exactly those
+    elements come first (a structure of the sample's chemistry that fits is the answer; other
+    chemistry fits only when none of it does: a second phase, a wrong composition), then the
+    other fitting groups. Within each part, the candidates for the next place are the groups
+    whose best Rw is within :data:`TIE_RW` of the best remaining one; of them the one of higher
+    symmetry (:func:`point_group_order`: fcc over its I4/mmm description, diamond over its
+    ordered Amm2 superstructure) comes first, then the CNN's more probable, then the lower Rw."""
     prob = {g: p for g, _, p in cnn}
     symbols = {g: s for g, s, _ in cnn}
-    fitting = {g for g, r in best.items() if r.rw <= good_fit}
-    order: list[int] = []
-    while fitting:
-        lowest = min(best[g].rw for g in fitting)
-        tied = [g for g in fitting if best[g].rw <= lowest + TIE_RW]
-        pick = min(tied, key=lambda g: (not (elements and row_elements(best[g]) == set(elements)),
-                                        -point_group_order(g), -prob.get(g, 0.0), best[g].rw, g))
-        order.append(pick)
-        fitting.discard(pick)
+
+    def best_rows(keep) -> dict[int, IdentifyRow]:
+        found: dict[int, IdentifyRow] = {}
+        for r in rows:
+            if plausible(r) and keep(r) and (r.space_group not in found or r.rw < found[r.space_group].rw):
+                found[r.space_group] = r
+        return found
+
+    def ordered(best: dict[int, IdentifyRow], groups: set[int]) -> list[int]:
+        order: list[int] = []
+        groups = set(groups)
+        while groups:
+            lowest = min(best[g].rw for g in groups)
+            tied = [g for g in groups if best[g].rw <= lowest + TIE_RW]
+            pick = min(tied, key=lambda g: (-point_group_order(g), -prob.get(g, 0.0), best[g].rw, g))
+            order.append(pick)
+            groups.discard(pick)
+        return order
+
+    best = best_rows(lambda r: True)
+    chemistry = best_rows(lambda r: row_elements(r) == set(elements)) if elements else {}
+    chem_fitting = {g for g, r in chemistry.items() if r.rw <= good_fit}
+    order = ordered(chemistry, chem_fitting)
+    order += ordered(best, {g for g, r in best.items() if r.rw <= good_fit} - chem_fitting)
     rest = sorted((set(best) | set(prob)) - set(order),
                   key=lambda g: (-prob.get(g, 0.0), best[g].rw if g in best else math.inf, g))
-    return [(g, best[g].symbol if g in best else symbols.get(g, ""), best[g].rw if g in best else None, prob.get(g, 0.0))
-            for g in order + rest]
+    shown = {g: (chemistry[g] if g in chem_fitting else best[g]) for g in best}
+    return [(g, shown[g].symbol if g in shown else symbols.get(g, ""), shown[g].rw if g in shown else None,
+             prob.get(g, 0.0)) for g in order + rest]
 
 
 class ScreeningLibrary:
@@ -540,7 +553,7 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         summary.ranking = combined_ranking(rows, summary.cnn, within="fit", elements=majority)
     else:
         summary.ranking = combined_ranking(rows, summary.cnn)
-    summary.best = best_structure(rows, summary.ranking)
+    summary.best = best_structure(rows, summary.ranking, _majority_elements(comp) if comp is not None else None)
     notes = ([cnn_note] if cnn_note else []) + notes
     if comp is not None:
         notes.append(f"composition {comp.formula} (from the {_SOURCE_WORDS[comp.source]})")
@@ -766,11 +779,14 @@ def _refine_task(task):
     return row, time.perf_counter() - t
 
 
-def best_structure(rows: list[IdentifyRow], ranking) -> IdentifyRow | None:
-    """The answer: the best plausible fit in the top group of the combined ranking, else the
-    best plausible fit, else the best fit at all (see :data:`GOOD_FIT_RW` for whether it fits)."""
+def best_structure(rows: list[IdentifyRow], ranking, elements: set[str] | None = None) -> IdentifyRow | None:
+    """The answer: the best plausible fit in the top group of the combined ranking (made of the
+    sample's ``elements`` where one such fits), else the best plausible fit, else the best fit
+    at all (see :data:`GOOD_FIT_RW` for whether it fits)."""
     fitted = [r for r in rows if r.ok and r.rw is not None and math.isfinite(r.rw)]
-    for pick in ([r for r in fitted if ranking and r.space_group == ranking[0][0] and plausible(r)],
+    top = [r for r in fitted if ranking and r.space_group == ranking[0][0] and plausible(r)]
+    own = [r for r in top if elements and row_elements(r) == set(elements) and r.rw <= GOOD_FIT_RW]
+    for pick in (own, top,
                  [r for r in fitted if plausible(r)], fitted):
         if pick:
             return min(pick, key=lambda r: r.rw)
@@ -907,19 +923,21 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
         return _usage(str(exc))
     if lib.skipped:
         _say(f"sgmine identify: {len(lib.skipped)} structures of {lib.name} skipped (unreadable or no space group), e.g. {lib.skipped[0]}")
+    try:
+        client = batch.dask_client(scheduler) if scheduler is not None else None
+    except batch.BatchError as exc:
+        return _usage(str(exc))
     for name, folder in (("--plots", plots), ("--structures", structures)):
         try:
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            if client is not None:
+                client.close()
             return _usage(f"{name} {folder}: cannot make the folder ({exc.strerror or exc})")
     job = batch.FileJob(library=str(library), model=None if model_path is None else str(model_path),
                         options=dict(top=top, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax,
                                      composition=composition, compositions=table))
-    try:
-        client = batch.dask_client(scheduler) if scheduler is not None else None
-    except batch.BatchError as exc:
-        return _usage(str(exc))
     outcomes: list = [None] * len(files)
     finished = batch.identify_files(files, job, jobs=jobs, client=client, library=lib, model=model, say=_say)
     for done, (index, file_rows, summary) in enumerate(finished, start=1):
@@ -965,7 +983,8 @@ def _hand_over(summary: FileSummary, folder: Path) -> None:
 
     answer = summary.answer
     if answer is None or answer.fit is None:
-        _say(f"sgmine identify: {summary.file}: no structure written to {folder}: nothing fits")
+        reason = "nothing fits" if summary.status == "ok" else "it could not be identified"
+        _say(f"sgmine identify: {summary.file}: no structure written to {folder}: {reason}")
         return
     _say(hand_over(answer.fit, folder, f"{Path(summary.file).name}.identify", command="sgmine identify"))
 
