@@ -308,7 +308,7 @@ def test_the_refined_cif_keeps_the_users_site_labels(data_dir, tmp_path):
     assert refined.lattice.a == pytest.approx(result.lattice["a"], abs=1e-6)
 
 
-def test_free_coordinates_are_refined_in_a_last_stage(tmp_path):
+def test_free_coordinates_are_refined_in_a_last_stage(tmp_path, monkeypatch):
     """Wurtzite CdS (P6_3mc) with its S moved 0.2 Å along c, fitted to the G(r) sgmine.simulate
     gives for the real structure: the positions stage refines S's z (Cd's is held: c is a polar
     axis, a common shift changes nothing), lowers Rw and brings S back; the message says so."""
@@ -344,6 +344,12 @@ def test_free_coordinates_are_refined_in_a_last_stage(tmp_path):
     path = tmp_path / "CdS.cif"
     path.write_text(structure_cif(free))
     assert u(loadStructure(str(path))) == pytest.approx(u(free.structure), abs=1e-6)  # the CIF has the refined z
+
+    import sgmine_diffpy.refine as refine
+
+    monkeypatch.setattr(refine, "MAX_FREE_COORDINATES", 0)  # more free coordinates than a fit may take: held, said
+    capped = fit_candidate(candidate, curve, rmax=20.0, refine_positions=True)
+    assert capped.message == "positions not refined: 1 free coordinates (more than 0)" and capped.rw == pytest.approx(held.rw)
 
 
 @pytest.mark.parametrize(

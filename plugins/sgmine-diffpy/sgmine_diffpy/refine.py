@@ -51,6 +51,12 @@ DEFAULT_RMIN, DEFAULT_RMAX = 1.5, 30.0
 DEFAULT_QDAMP = pdfdefaults.QDAMP
 #: Least-squares iterations allowed per stage (a matching structure converges in far fewer).
 DEFAULT_MAX_STEPS = 40
+#: Free coordinates the positions stage refines at most: pdffit2's time per iteration grows with
+#: the free parameters, and a structure with more (a P1 cell of 50 atoms has 150) is kept at its
+#: positions, with a note. At 60, a 20-atom Pnma perovskite (7) or a molecular crystal of 19
+#: atoms on general positions (57) is refined; a P1 Fe2CoO4 cell (56 atoms, 168) took 125 s
+#: instead of 70 s on 2 loaded cores, so it is not.
+MAX_FREE_COORDINATES = 60
 
 #: Larger isotropic ADPs (Å²) are flagged as unphysical in the result's message.
 MAX_UISO = 0.1
@@ -194,7 +200,10 @@ def fit_candidate(
             last = [_SCALE, *lattice_vars, *adp_vars, _DELTA2] + ([_QDAMP] if fit_qdamp else [])
             stages = [("scale", [_SCALE], False), ("lattice", [_SCALE, *lattice_vars], False), ("ADP/delta2", last, False)]
             positions = constrain_positions(pf, candidate) if refine_positions else None
-            if positions and positions.variables:
+            if positions and len(positions.variables) > MAX_FREE_COORDINATES:
+                notes.append(f"positions not refined: {len(positions.variables)} free coordinates "
+                             f"(more than {MAX_FREE_COORDINATES})")
+            elif positions and positions.variables:
                 if early_positions:
                     stages.insert(2, ("positions", [_SCALE, *lattice_vars, *positions.variables], True))
                 stages.append(("positions", last + positions.variables, True))
@@ -297,6 +306,8 @@ def constrain_positions(pf, candidate: CandidateModel) -> PositionVariables:
         pf.setpar(_XYZ0 + k, float(value))
         axis, atom = name[0], int(name[1:])
         label = f"{structure[atom].label} {axis}"
+        if label in found.refined or label in found.held:  # two sites of one label: name the atom
+            label = f"{structure[atom].label} (atom {atom + 1}) {axis}"
         if axis in polar:
             polar.remove(axis)
             found.held.append(label)
