@@ -85,6 +85,18 @@ def identify(
         None, "--compositions", metavar="TABLE.csv",
         help="Per-file compositions: a CSV with columns file,composition (a file matches by its name as given "
              "or its base name); wins over --composition and the header."),
+    structures: Optional[Path] = typer.Option(
+        None, "--structures", metavar="DIR",
+        help="Where each file's answer goes for PDFgui or diffpy.srfit: <file>.identify.cif (the refined structure) "
+             "and <file>.identify.fgr (r, Gobs, Gcalc, Gdiff); made if missing. A file with no answer gets none."),
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=0,
+        help="Files identified at once on this machine, each in a process of its own (0: one per core); "
+             "the same table as one after another."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", metavar="ADDRESS",
+        help="Run each file as a task on this Dask cluster (tcp://host:8786; needs dask.distributed); the workers "
+             "must read the files and the library at the same paths. Instead of --jobs."),
 ) -> None:
     """Screen a structure library against each measured G(r), refine the best --top with pdffit2,
     and rank the space groups by refined Rw and the CNN's probability. With the sample's
@@ -101,5 +113,6 @@ def identify(
               "(pip install ./plugins/sgmine-diffpy installs its dependencies)")
     status = run_identify(paths, library=library, top=top, out=out, summary_out=summary, plots=plots,
                           model_path=model_path, qmax=qmax, qdamp=qdamp, radiation=radiation, rmin=rmin, rmax=rmax,
-                          composition=composition, compositions=compositions)
+                          composition=composition, compositions=compositions, structures=structures, jobs=jobs,
+                          scheduler=scheduler)
     raise typer.Exit(status)

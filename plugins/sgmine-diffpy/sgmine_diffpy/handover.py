@@ -59,6 +59,32 @@ def write_handover(result: FitResult, directory: str | os.PathLike, name: str) -
     return cif, fgr
 
 
+def hand_over(result: FitResult, directory: str | os.PathLike, name: str, *, command: str) -> str:
+    """Write ``result``'s refined structure and fit (:func:`write_handover`) and say so.
+
+    Parameters
+    ----------
+    result
+        The fit handed over.
+    directory, name
+        As :func:`write_handover` takes them.
+    command
+        The command that speaks, e.g. ``sgmine identify``.
+
+    Returns
+    -------
+    str
+        The line for stderr: the files written, or why they could not be (a structure that
+        cannot be written never costs the command its table).
+    """
+    try:
+        cif, fgr = write_handover(result, directory, name)
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return f"{command}: cannot write the refined structure of {result.source} to {directory}: {detail}"
+    return f"{command}: refined structure in {cif}, fit in {fgr}"
+
+
 def write_structure(path: str | os.PathLike, result: FitResult) -> None:
     """Write ``result``'s refined structure to the CIF file ``path`` (atomically; see the module
     text). Raises ValueError for a fit without a refined structure."""
