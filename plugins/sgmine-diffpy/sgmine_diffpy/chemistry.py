@@ -26,7 +26,8 @@ as SrFe2As2: Cr → Fe, Si → As; CaTiO3 as LaMnO3: Ca → La, Ti → Mn). When
 **Size.** A decorated cell is scaled isotropically so that its volume is the template's times
 Σ n r³(new) / Σ n r³(old) over its atoms (r: the elements' empirical atomic radii); the screen's
 stretch then finds the sample's own size, and :func:`shape_variants` explores the free axial
-ratio (c/a) of tetragonal, hexagonal and trigonal candidates, which the isotropic stretch cannot.
+ratio (c/a) of tetragonal, hexagonal and trigonal candidates, which the isotropic stretch cannot
+(:data:`AXIAL_FACTORS`, then :data:`AXIAL_FINE` around the best).
 
 The per-element data (electronegativity, atomic radius) are ``data/elements.csv``, written from
 pymatgen's periodic table by ``python -m sgmine_diffpy.chemistry elements --out ...`` (pymatgen is
@@ -60,7 +61,9 @@ MAX_MULTIPLIER = 12
 #: Site assignments proposed per template: all of them up to this many, else the rule's one.
 MAX_PERMUTATIONS = 6
 #: c/a factors (constant volume) tried by :func:`shape_variants`.
-AXIAL_FACTORS = (0.82, 0.91, 1.1, 1.21, 1.33)
+AXIAL_FACTORS = (0.8, 0.87, 0.94, 1.07, 1.15, 1.24, 1.33)
+#: Then around the best of them (relative factors).
+AXIAL_FINE = (0.97, 1.03)
 
 
 @dataclass(frozen=True)
@@ -484,10 +487,10 @@ def _volume(lattice) -> float:
 # --------------------------------------------------------------------------- cell shape
 
 
-def shape_variants(cell: Cell, factors=AXIAL_FACTORS) -> list[Cell]:
-    """The cell with its c/a multiplied by each factor at constant volume, for tetragonal,
-    hexagonal and trigonal cells (space groups 75–194), in the conventional cell; none for
-    other systems (their shape has no single free ratio, or none)."""
+def shape_variants(cell: Cell, factors=AXIAL_FACTORS) -> list[tuple[Cell, float]]:
+    """``(cell, factor)``: the cell with its c/a multiplied by each factor at constant volume,
+    for tetragonal, hexagonal and trigonal cells (space groups 75–194), in the conventional
+    cell; none for other systems (their shape has no single free ratio, or none)."""
     import spglib
 
     if not 75 <= cell.space_group <= 194:
@@ -506,8 +509,8 @@ def shape_variants(cell: Cell, factors=AXIAL_FACTORS) -> list[Cell]:
         a, b, c = lengths * stretch
         angles = _angles(lattice)
         try:
-            out.append(label_cell(f"{cell.structure_id}~c{factor:g}", cell.source, (a, b, c, *angles), numbers,
-                                  xyz, np.ones(len(numbers))))
+            out.append((label_cell(f"{cell.structure_id}~c{factor:.3g}", cell.source, (a, b, c, *angles), numbers,
+                                   xyz, np.ones(len(numbers))), float(factor)))
         except Exception:
             continue
     return out
@@ -536,7 +539,8 @@ def screen_chemistry(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.
     """Screen chemistry candidates against a measured ``(r, g)``, as the library is screened
     (:func:`sgmine_diffpy.screen.screen`) but with the wider :data:`CHEMISTRY_STRETCHES`; then
     the best ``shape_top`` tetragonal, trigonal or hexagonal candidates are screened again at
-    other c/a (:func:`shape_variants`) and replaced by their best variant.
+    other c/a (:func:`shape_variants`: :data:`AXIAL_FACTORS`, then :data:`AXIAL_FINE` around
+    the best) and replaced by their best variant.
 
     Returns
     -------
@@ -559,26 +563,30 @@ def screen_chemistry(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.
 
     candidates = list(candidates)
     library, result = run([c.cell for c in candidates])
-    variants, owners = [], []
-    shaped = 0
-    for i in result.best(len(library)):
-        if shaped >= shape_top or not math.isfinite(result.rw[i]):
+    shaped = [int(i) for i in result.best(len(library)) if math.isfinite(result.rw[i])
+              and 75 <= candidates[int(i)].cell.space_group <= 194][:shape_top]
+    originals = {i: candidates[i].cell for i in shaped}
+    factor = {i: 1.0 for i in shaped}
+    for step in ("coarse", "fine"):
+        variants, owners, factors = [], [], []
+        for i in shaped:
+            tried = AXIAL_FACTORS if step == "coarse" else tuple(factor[i] * f for f in AXIAL_FINE)
+            more = shape_variants(originals[i], tried)
+            variants += [cell for cell, _ in more]
+            factors += [f for _, f in more]
+            owners += [i] * len(more)
+        if not variants:
             break
-        more = shape_variants(candidates[int(i)].cell)
-        if more:
-            shaped += 1
-            variants += more
-            owners += [int(i)] * len(more)
-    if variants:
-        extra_library, extra = run(variants)
+        _, extra = run(variants)
         for k, owner in enumerate(owners):
             if extra.rw[k] < result.rw[owner]:
                 template = candidates[owner]
                 candidates[owner] = ChemistryCandidate(variants[k], template.origin, template.template, template.prior)
+                factor[owner] = factors[k]
                 result.rw[owner], result.stretch[owner] = extra.rw[k], extra.stretch[k]
                 if result.diameter is not None and extra.diameter is not None:
                     result.diameter[owner] = extra.diameter[k]
-        library = StructureLibrary.from_cells([c.cell for c in candidates])
+    library = StructureLibrary.from_cells([c.cell for c in candidates])
     return library, result, candidates
 
 
