@@ -386,7 +386,7 @@ def test_a_failing_refinement_is_a_row_and_the_batch_is_written(tmp_path, monkey
     monkeypatch.setattr(refine, "fit_candidate", flaky)
     out = tmp_path / "ni.csv"
     result = runner.invoke(app, ["identify", str(NI_GR), str(NI_GR), "--library", str(CIFS), "--top", "7", "--out", str(out)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output  # a failed candidate is a row; each file got its answer
     rows = list(csv.DictReader(out.open()))
     # per file: Ni and Si of the library (the header's composition is one element), and fcc,
     # hcp, bcc, ... Ni made from the composition
@@ -415,7 +415,7 @@ def test_a_crashing_refinement_is_a_row(tmp_path, monkeypatch):
     monkeypatch.setattr(refine, "fit_candidate", crashing)
     out = tmp_path / "ni.csv"
     result = runner.invoke(app, ["identify", str(NI_GR), "--library", str(CIFS), "--top", "2", "--out", str(out)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output  # a failed candidate is a row; each file got its answer
     rows = {r["structure_id"]: r for r in csv.DictReader(out.open())}
     assert rows["Si"]["status"] == "error" and "signal 11" in rows["Si"]["message"]
     assert rows["Ni"]["status"] == "ok" and float(rows["Ni"]["rw"]) < 0.15

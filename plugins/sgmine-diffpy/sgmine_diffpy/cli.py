@@ -58,6 +58,7 @@ def run_refine(
     module text).
     """
     from sgmine.scan import expand_paths, iter_predictions
+    from sgmine_diffpy.handover import hand_over
     from sgmine_diffpy.refine import ERROR, to_csv
 
     try:
@@ -77,7 +78,7 @@ def run_refine(
             name = f"{Path(prediction.source).name}.best-fit"
             if plot_dir is not None:
                 _plot_best(results[0], plot_dir / f"{name}.png")
-            _hand_over(results[0], structures, name)
+            _say(hand_over(results[0], structures, name, command="sgmine refine"))
         rows += results
 
     try:
@@ -198,20 +199,6 @@ def _structure_folder(structures: Optional[Path], out: Optional[Path]) -> Path:
     except OSError as exc:
         raise UsageError(f"--structures {folder}: cannot make the folder ({exc.strerror or exc})") from None
     return folder
-
-
-def _hand_over(result, folder: Path, name: str) -> None:
-    """Write the best fit's refined structure and fit (:func:`~sgmine_diffpy.handover.write_handover`);
-    a file that cannot be written is reported and never costs the table."""
-    from sgmine_diffpy.handover import write_handover
-
-    try:
-        cif, fgr = write_handover(result, folder, name)
-    except (OSError, ValueError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        _say(f"sgmine refine: cannot write the refined structure of {result.source} to {folder}: {detail}")
-        return
-    _say(f"sgmine refine: refined structure in {cif}, fit in {fgr}")
 
 
 def _load_inputs(cif_dir: Path, model_path: Optional[Path]):

@@ -956,7 +956,9 @@ def run_identify(paths: list[str], *, library: str = "default", top: int = DEFAU
             _write(to_csv(summaries, SUMMARY_COLUMNS), summary_out)
     except OSError as exc:
         return _usage(f"cannot write the table: {exc.strerror or exc}")
-    failed = sum(not r.ok for r in rows) + sum(s.status != "ok" or s.answer is None for s in summaries)
+    # a failed refinement of one candidate is a row, not a failed file (issue #33): exit 1 only
+    # when a file got no answer (it could not be read or screened, or nothing fits)
+    failed = sum(s.status != "ok" or s.answer is None for s in summaries)
     return 1 if failed else 0
 
 
