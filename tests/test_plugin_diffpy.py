@@ -417,3 +417,42 @@ def test_a_stage_cut_off_before_convergence_does_not_leak_into_the_next(data_dir
     assert result.ok and "lattice stage stopped after 1 iterations" in result.message
     assert abs(result.uiso["Ni1"] - start) > 1e-4 and result.delta2 != 1.0  # the last stage refined them
     assert result.rw < 0.2
+
+
+def test_a_stage_that_breaks_down_twice_leaves_the_previous_values(monkeypatch):
+    """A later stage that raises is undone; when the previous stage then breaks down again on
+    its restored values (pdffit2's singular matrix, seen on a decorated GdFeO3-type LaMnO3),
+    its values stand and pdffit2's curve is computed at them, instead of a failed fit."""
+    from sgmine_diffpy import refine as R
+
+    class FakeFit:
+        def __init__(self):
+            self.pars, self.calculated = {1: 1.0, 2: 2.0, 3: 3.0}, 0
+
+        def getpar(self, var):
+            return self.pars[var]
+
+        def setpar(self, var, value):
+            self.pars[var] = value
+
+        def getrw(self):
+            return 0.2
+
+        def calc(self):
+            self.calculated += 1
+
+    calls = []
+
+    def run_stage(pf, free, max_steps):
+        calls.append(tuple(free))
+        if len(calls) >= 3:  # the third stage, then the second again on its restored values
+            for var in free:
+                pf.pars[var] += 10.0
+            raise RuntimeError("singular matrix")
+        return True
+
+    monkeypatch.setattr(R, "_run_stage", run_stage)
+    pf = FakeFit()
+    notes, kept = R._refine_in_stages(pf, [("scale", [1], False), ("lattice", [1, 2], False), ("positions", [1, 2, 3], True)], 5)
+    assert kept == ["scale", "lattice"] and "positions stage failed" in notes[0]
+    assert pf.calculated == 1 and pf.pars == {1: 1.0, 2: 2.0, 3: 3.0}

@@ -251,7 +251,12 @@ def _refine_in_stages(pf, stages: list[tuple[str, list[int], bool]], max_steps: 
         if failure is not None:
             for var, value in before.items():
                 pf.setpar(var, value)
-            _run_stage(pf, stages[index - 1][1], max_steps)
+            try:
+                _run_stage(pf, stages[index - 1][1], max_steps)
+            except Exception:  # the previous stage breaks down again (a singular matrix): its values stand
+                for var, value in before.items():
+                    pf.setpar(var, value)
+                pf.calc()
             notes.append(f"{name} stage failed ({failure}); result of the {stages[index - 1][0]} stage")
             break
         kept.append(name)
