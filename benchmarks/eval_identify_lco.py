@@ -39,6 +39,8 @@ import numpy as np
 def pick_structures(library, *, n: int, min_groups: int, max_atoms: int, seed: int) -> list[int]:
     """Indices of ``n`` MP entries drawn round-robin over space groups (a random order of groups,
     a random member each time), at most ``max_atoms`` atoms, one per chemical system."""
+    from sgmine_diffpy.structlib import entry_elements
+
     rng = np.random.default_rng(seed)
     by_group: dict[int, list[int]] = {}
     for i in range(len(library)):
@@ -55,7 +57,7 @@ def pick_structures(library, *, n: int, min_groups: int, max_atoms: int, seed: i
             members = by_group[group]
             while members:
                 i = members.pop()
-                system = frozenset(_elements(library, i))
+                system = frozenset(entry_elements(library, i))
                 if system not in systems:
                     systems.add(system)
                     chosen.append(i)
@@ -65,13 +67,6 @@ def pick_structures(library, *, n: int, min_groups: int, max_atoms: int, seed: i
     if len({int(library.space_groups[i]) for i in chosen}) < min_groups:
         print(f"note: only {len({int(library.space_groups[i]) for i in chosen})} space groups among the picks", file=sys.stderr)
     return chosen
-
-
-def _elements(library, i: int) -> set[str]:
-    from sgmine.composition import ELEMENTS
-
-    lo, hi = int(library.offsets[i]), int(library.offsets[i + 1])
-    return {ELEMENTS[int(z)] for z in library.numbers[lo:hi]}
 
 
 def measured_like(structure, rng) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -93,6 +88,7 @@ def main(argv=None) -> int:
     from sgmine.scan import load_model
     from sgmine.simulate import write_gr
     from sgmine_diffpy.identify import GOOD_FIT_RW, identify_file, open_library, plausible
+    from sgmine_diffpy.structlib import entry_elements
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300)
@@ -118,7 +114,7 @@ def main(argv=None) -> int:
             path = Path(folder) / f"{compounds.ids[i]}.gr"
             write_gr(path, r, g, header)
             formula = str(compounds.formulas[i])
-            held = library.hold_out([_elements(compounds, i)])
+            held = library.hold_out([entry_elements(compounds, i)])
             t0 = time.perf_counter()
             rows, s = identify_file(str(path), held, top=args.top, model=model, composition=formula)
             seconds = time.perf_counter() - t0

@@ -49,8 +49,8 @@ ELEMENTS = (
 _SYMBOLS = frozenset(ELEMENTS[1:]) | {"D"}
 _TOKEN = re.compile(r"\s*(?:([A-Z][a-z]?)|(\d+(?:\.\d*)?|\.\d+)|([()\[\]])|(\S))")
 _OPEN = {"(": ")", "[": "]"}
-#: Where a composition came from, in the order of precedence (first wins).
-SOURCES = ("table", "option", "header")
+#: Where a composition came from, in the order of precedence (first wins), and how messages name it.
+SOURCES = {"table": "the composition table", "option": "the --composition option", "header": "the file header"}
 
 
 class CompositionError(ValueError):
@@ -273,14 +273,12 @@ def composition_for(path: str, *, table: dict[str, str] | None = None, option: s
         The chosen source's formula does not parse; the message names the file and the source.
     """
     found = _table_entry(table, str(path)) if table else None
-    candidates = (("table", found), ("option", option), ("header", header))
-    for source, text in candidates:
+    for source, text in (("table", found), ("option", option), ("header", header)):
         if text is None or not str(text).strip():
             continue
         try:
             return Composition.parse(str(text), source=source)
         except CompositionError as exc:
-            where = {"table": "the composition table", "option": "--composition", "header": "the header"}[source]
-            raise CompositionError(f"{path}: the composition from {where} cannot be read: {exc}") from None
+            raise CompositionError(f"{path}: the composition from {SOURCES[source]} cannot be read: {exc}") from None
     return None
 

@@ -466,22 +466,17 @@ def _system(library: StructureLibrary, elements: list[str], ints, limit: int) ->
 def _unique(candidates: list[ChemistryCandidate]) -> list[ChemistryCandidate]:
     """One candidate per cell: two templates of one type decorated alike (same space group,
     rounded volume per atom and the same element at the same positions) are the same."""
+    from diffpy.structure import Lattice
+
     seen, out = set(), []
     for c in sorted(candidates, key=lambda c: -c.prior):
-        lat = c.cell.lattice
-        volume = _volume(lat) / max(len(c.cell.numbers), 1)
+        volume = Lattice(*(float(v) for v in c.cell.lattice)).volume / max(len(c.cell.numbers), 1)
         sites = tuple(sorted(zip(c.cell.numbers.tolist(), map(tuple, np.round(c.cell.xyz % 1.0, 2).tolist()))))
         key = (c.cell.space_group, round(volume, 0), sites)
         if key not in seen:
             seen.add(key)
             out.append(c)
     return out
-
-
-def _volume(lattice) -> float:
-    a, b, c, al, be, ga = (float(v) for v in lattice)
-    ca, cb, cg = (math.cos(math.radians(x)) for x in (al, be, ga))
-    return a * b * c * math.sqrt(max(1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg, 0.0))
 
 
 # --------------------------------------------------------------------------- cell shape

@@ -45,7 +45,14 @@ from typing import Optional
 
 import numpy as np
 
-from sgmine_diffpy.structlib import DEFAULT_LIBRARY, StructureLibrary, StructureLibraryError, concatenate
+from sgmine.composition import SOURCES as COMPOSITION_SOURCES
+from sgmine_diffpy.structlib import (
+    DEFAULT_LIBRARY,
+    StructureLibrary,
+    StructureLibraryError,
+    concatenate,
+    entry_elements,
+)
 
 #: Refined Rw at or below which a plausible structure counts as fitting the data and puts its
 #: space group ahead of the CNN's ranking (:func:`combined_ranking`). 0.25 is the usual upper
@@ -334,7 +341,7 @@ class ScreeningLibrary:
         systems = {frozenset(s) for s in systems}
 
         def keep(lib: StructureLibrary) -> np.ndarray:
-            return np.array([frozenset(_entry_elements(lib, i)) not in systems for i in range(len(lib))], dtype=bool)
+            return np.array([frozenset(entry_elements(lib, i)) not in systems for i in range(len(lib))], dtype=bool)
 
         held = ScreeningLibrary(self.structures, f"{self.name} without {len(systems)} systems", self.skipped)
         held._held_out_of = self
@@ -382,13 +389,6 @@ class ScreeningLibrary:
             valid = np.isfinite(np.asarray(curves[:, -1]))
             self._prepared = {key: (prepare(curves, qmax=qmax, qdamp=qdamp), valid)}  # keep one: memory
         return self._prepared[key]
-
-
-def _entry_elements(library: StructureLibrary, index: int) -> set[str]:
-    from sgmine.composition import ELEMENTS
-
-    lo, hi = int(library.offsets[index]), int(library.offsets[index + 1])
-    return {ELEMENTS[int(z)] for z in library.numbers[lo:hi]}
 
 
 def open_library(spec: str | os.PathLike = "default", *, say=None) -> ScreeningLibrary:
@@ -548,15 +548,15 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     for row in rows:
         lift_symmetry(row)
     rows.sort(key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0, r.rank))
+    majority = _majority_elements(comp) if comp is not None else None
     if comp is not None:
-        majority = _majority_elements(comp)
         summary.ranking = combined_ranking(rows, summary.cnn, within="fit", elements=majority)
     else:
         summary.ranking = combined_ranking(rows, summary.cnn)
-    summary.best = best_structure(rows, summary.ranking, _majority_elements(comp) if comp is not None else None)
+    summary.best = best_structure(rows, summary.ranking, majority)
     notes = ([cnn_note] if cnn_note else []) + notes
     if comp is not None:
-        notes.append(f"composition {comp.formula} (from the {_SOURCE_WORDS[comp.source]})")
+        notes.append(f"composition {comp.formula} (from {COMPOSITION_SOURCES[comp.source]})")
         if not any(plausible(r) and r.rw <= GOOD_FIT_RW and row_elements(r) == majority for r in rows):
             notes.append(f"nothing made of {' '.join(sorted(majority))} fits: the answer is whatever fits "
                          "(a second phase or another composition?)")
@@ -576,7 +576,6 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
 #: Candidates made from the composition refined per file (the best-screened, one per space
 #: group and formula); the library's best-screened fill the rest of ``top``.
 CHEMISTRY_TOP = 5
-_SOURCE_WORDS = {"table": "composition table", "option": "--composition option", "header": "file header"}
 
 
 def sample_composition(path: str, curve, *, option: str | None, table: dict[str, str] | None, use_header: bool = True):
@@ -584,7 +583,8 @@ def sample_composition(path: str, curve, *, option: str | None, table: dict[str,
     header's composition (:func:`sgmine.composition.composition_for`; raises its
     CompositionError, naming the file). A header element table without amounts (``C H O N``)
     gives only the elements, which limit the library structures refined (:func:`_choose`)."""
-    from sgmine.composition import composition_for, parse_formula
+    from sgmine.composition import composition_for
+    from sgmine_diffpy.refine import header_elements
 
     header = curve.header.composition if use_header else None
     header_text, elements = None, None
@@ -592,10 +592,7 @@ def sample_composition(path: str, curve, *, option: str | None, table: dict[str,
         if any(ch.isdigit() for ch in header.text) or header.source == "composition entry":
             header_text = header.text
         else:
-            try:
-                elements = set(parse_formula(header.text))
-            except ValueError:
-                elements = None
+            elements = header_elements(curve)
     comp = composition_for(path, table=table, option=option, header=header_text)
     if comp is not None:
         elements = set(comp.elements)

@@ -460,6 +460,14 @@ def structure_type(library: StructureLibrary, index: int) -> tuple:
     return int(library.space_groups[index]), hi - lo, tuple(sorted(counts.tolist()))
 
 
+def entry_elements(library: StructureLibrary, index: int) -> set[str]:
+    """The element symbols of entry ``index``."""
+    from sgmine.composition import ELEMENTS
+
+    lo, hi = int(library.offsets[index]), int(library.offsets[index + 1])
+    return {ELEMENTS[int(z)] for z in library.numbers[lo:hi]}
+
+
 def atomic_size(library: StructureLibrary, index: int) -> float:
     """The cube root (Å) of the stored cell's volume per atom: what the screen's stretch scales."""
     from diffpy.structure import Lattice
