@@ -52,3 +52,14 @@ def template_model(tmp_path_factory) -> Path:
 def _rg(path: Path):
     curve = read_gr(path)
     return curve.r, curve.g
+
+
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow (and tf2onnx) for the training tests, on two threads; skipped without them."""
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from training.fit import configure_threads
+
+    configure_threads(2)
+    return tf

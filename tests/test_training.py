@@ -176,16 +176,6 @@ def test_more_rows_keep_held_out_structures_out_of_training():
 
 
 @pytest.fixture(scope="module")
-def tf():
-    tf = pytest.importorskip("tensorflow")
-    pytest.importorskip("tf2onnx")
-    from training.fit import configure_threads
-
-    configure_threads(2)
-    return tf
-
-
-@pytest.fixture(scope="module")
 def simulated(tmp_path_factory, data_dir):
     """60 simulated PDFs: Ni and Si from examples/data plus 13 synthetic crystals, 4 PDFs each."""
     pytest.importorskip("pyxtal")

@@ -15,16 +15,6 @@ SHIPPED = ROOT / "sgmine" / "data" / "model.onnx"
 
 
 @pytest.fixture(scope="module")
-def tf():
-    tf = pytest.importorskip("tensorflow")
-    pytest.importorskip("tf2onnx")
-    from training.fit import configure_threads
-
-    configure_threads(2)
-    return tf
-
-
-@pytest.fixture(scope="module")
 def curves(data_dir) -> np.ndarray:
     """The measured examples on the model grid, as the network reads them: (3, 209, 1)."""
     rows = []
