@@ -289,44 +289,45 @@ def _rw_at(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, s: float | 
     return np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
 
 
-def _interpolation_matrix(rk: np.ndarray, s: float, n_grid: int) -> np.ndarray:
-    """W (len(rk) × n_grid): ``W @ curve`` is the curve at ``rk / s`` (Catmull-Rom, as :func:`_rw_at`)."""
+def _interpolation_weights(rk: np.ndarray, s: float, n_grid: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(i0, [w0, w1, w2, w3])``: the curve at ``rk / s`` is ``Σ_k w_k · curve[i0 + k - 1]``
+    (Catmull-Rom, as :func:`_rw_at`); row k of the interpolation matrix W_s holds ``w_k`` in
+    column ``i0 + k - 1``."""
     pos = rk / s / CURVE_STEP
     i0 = np.clip(np.floor(pos).astype(np.int64), 1, n_grid - 3)
     t = pos - i0
     t2, t3 = t * t, t * t * t
-    weights = (0.5 * (-t3 + 2 * t2 - t), 0.5 * (3 * t3 - 5 * t2 + 2), 0.5 * (-3 * t3 + 4 * t2 + t), 0.5 * (t3 - t2))
-    w = np.zeros((len(rk), n_grid))
-    rows = np.arange(len(rk))
-    for k, wk in enumerate(weights):
-        np.add.at(w, (rows, i0 + k - 1), wk)
-    return w
+    return i0, [0.5 * (-t3 + 2 * t2 - t), 0.5 * (3 * t3 - 5 * t2 + 2), 0.5 * (-3 * t3 + 4 * t2 + t), 0.5 * (t3 - t2)]
 
 
 def _rw_all_stretches(m: np.ndarray, rk: np.ndarray, gk: np.ndarray, gg: float, stretches: np.ndarray,
-                      env: np.ndarray | None = None) -> np.ndarray:
-    """Rw (n × len(stretches)) of every row of ``m`` at every stretch, by matrix products alone.
+                      envs: list[np.ndarray | None]) -> np.ndarray:
+    """Rw (n × len(envs) × len(stretches)) of every row of ``m`` at every stretch and particle
+    envelope (``None``: bulk; else the envelope at ``rk``), by matrix products alone.
 
     With W_s the interpolation matrix, ⟨g, W_s m⟩ = m · (W_sᵀ g) and ⟨W_s m, W_s m⟩ =
-    Σ_o Σ_j m_j m_(j+o) (W_sᵀW_s)_(j, j+o), where W_sᵀW_s is banded (|o| ≤ 3): a few products of
-    the library matrix with (n_grid × n_stretches) matrices instead of a gather per stretch.
-    A particle envelope ``env`` (at ``rk``) weights the rows of W_s.
+    Σ_o Σ_j m_j m_(j+o) (W_sᵀW_s)_(j, j+o), where W_sᵀW_s is banded (|o| ≤ 3) and built from the
+    four weights per point of W_s (:func:`_interpolation_weights`) by ``bincount``: a few
+    products of the library matrix with (n_grid × n_envelopes·n_stretches) matrices. An
+    envelope weights the rows of W_s.
     """
     n_grid = m.shape[1]
-    ws = [_interpolation_matrix(rk, float(s), n_grid) for s in stretches]
-    if env is not None:
-        ws = [w * env[:, None] for w in ws]
-    v = np.stack([w.T @ gk for w in ws], axis=1).astype(np.float32)  # (n_grid, S)
+    weights = [_interpolation_weights(rk, float(s), n_grid) for s in stretches]
+    columns = [(env, i0, w) for env in envs for i0, w in weights]
+    v = np.empty((n_grid, len(columns)), dtype=np.float32)
+    band = np.empty((4, n_grid, len(columns)), dtype=np.float32)
+    for c, (env, i0, w) in enumerate(columns):
+        w = w if env is None else [wk * env for wk in w]
+        v[:, c] = sum(np.bincount(i0 + k - 1, weights=wk * gk, minlength=n_grid) for k, wk in enumerate(w))
+        for o in range(4):
+            band[o, :, c] = sum(np.bincount(i0 + k - 1, weights=w[k] * w[k + o], minlength=n_grid) for k in range(4 - o))
     dots = (m @ v).astype(np.float64)
-    norms = np.zeros_like(dots)
-    for o in range(4):
-        d = np.stack([(w[:, : n_grid - o] * w[:, o:]).sum(axis=0) for w in ws], axis=1).astype(np.float32)
-        lagged = m[:, : n_grid - o] * m[:, o:]
-        norms += (1.0 if o == 0 else 2.0) * (lagged @ d)
-        del lagged
+    norms = ((m * m) @ band[0]).astype(np.float64)
+    for o in range(1, 4):
+        norms += 2.0 * ((m[:, : n_grid - o] * m[:, o:]) @ band[o, : n_grid - o])
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where((dots > 0) & (norms > 0), dots**2 / (norms * gg), 0.0)
-    return np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
+    return np.sqrt(np.clip(1.0 - frac, 0.0, 1.0)).reshape(m.shape[0], len(envs), len(stretches))
 
 
 def screen(r: np.ndarray, g: np.ndarray, prepared: np.ndarray, *, rmin: float = SCREEN_RMIN, rmax: float = SCREEN_RMAX,
@@ -347,11 +348,11 @@ def screen(r: np.ndarray, g: np.ndarray, prepared: np.ndarray, *, rmin: float = 
     best_rw = np.full(n, np.inf)
     best_s = np.ones(n)
     best_d = np.full(n, np.inf)
-    for diameter in diameters:
-        env = None if math.isinf(diameter) else envelope(rk, diameter)
-        rw_all = _rw_all_stretches(prepared, rk, gk, gg, stretches, env)
-        pick = np.argmin(rw_all, axis=1)
-        rw = rw_all[np.arange(n), pick]
+    envs = [None if math.isinf(diameter) else envelope(rk, diameter) for diameter in diameters]
+    rw_all = _rw_all_stretches(prepared, rk, gk, gg, stretches, envs)
+    for k, diameter in enumerate(diameters):
+        pick = np.argmin(rw_all[:, k], axis=1)
+        rw = rw_all[np.arange(n), k, pick]
         better = rw < best_rw
         best_rw[better], best_s[better], best_d[better] = rw[better], stretches[pick][better], diameter
     if fine_top and len(stretches) > 1:
