@@ -237,6 +237,11 @@ class FitConfig:
     init_from: str | None = None
     #: which member of the ``init_from`` ONNX ensemble to start from (0-based); None for a file of one network
     init_member: int | None = None
+    #: exported ``.onnx`` file (e.g. the shipped ensemble) whose members' averaged probabilities every
+    #: training row is also trained towards (knowledge distillation, :mod:`training.distil`); None: labels only
+    teacher: str | None = None
+    #: the teacher's share of each training target (:func:`training.distil.mix_targets`)
+    teacher_weight: float = 0.5
 
     @property
     def warm_start_file(self) -> bool:
@@ -267,6 +272,10 @@ class FitConfig:
             raise ValueError("--member picks a network of an --init-from ONNX file; give one")
         if self.init_member is not None and self.init_member < 0:
             raise ValueError(f"--member must be 0 or more, got {self.init_member}")
+        if self.teacher is not None and Path(self.teacher).suffix != ".onnx":
+            raise ValueError(f"--teacher takes an exported .onnx file, got {self.teacher}")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ValueError(f"the teacher's weight must be in [0, 1], got {self.teacher_weight}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -481,6 +490,13 @@ def fit(
         y = np.concatenate([y, np.zeros((len(y), 1), np.float32)], axis=1)
     weights = class_weights(data.class_counts(), data.classes, weighting=config.class_weighting)
     x_train, y_train, w_train, counts = _training_rows(data, x, y, weights, split, outliers, config, more)
+    teacher = None
+    if config.teacher is not None:
+        from training.distil import mix_targets, soft_targets, teacher_record
+
+        soft = soft_targets(config.teacher, x_train)
+        teacher = teacher_record(config.teacher, config.teacher_weight, soft, y_train)
+        y_train = mix_targets(y_train, soft, weight=config.teacher_weight)
 
     keras.utils.set_random_seed(config.seed if config.init_seed is None else config.init_seed)
     model = _model(run, data, config, state, x_train=x_train)
@@ -514,7 +530,7 @@ def fit(
     best_epoch = int(stopper.best_epoch)
     record = _run_record(
         data, config, split, history=history, best_epoch=best_epoch, epochs_run=epochs_run, weights=weights,
-        counts=counts, more=more, source=source, seconds=seconds,
+        counts=counts, more=more, source=source, seconds=seconds, teacher=teacher,
     )
     atomic_write(run.history_file, json.dumps(record, indent=2))
     return FitResult(run_dir, model_path, history, best_epoch, epochs_run, seconds)
@@ -542,6 +558,10 @@ def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> t
             from training.onnx_keras import check_warm_start
 
             check_warm_start(config.init_from, data, member=config.init_member)
+        if config.teacher is not None:
+            from training.distil import check_teacher
+
+            check_teacher(config.teacher, data)
         elif config.init_from is not None:
             check_init_from(RunDir(config.init_from), data, config, split)
         run.path.mkdir(parents=True, exist_ok=True)
@@ -647,9 +667,10 @@ def check_init_from(source: RunDir, data: Dataset, config: FitConfig, split: Spl
 
 def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict[str, list[float]], best_epoch: int,
                 epochs_run: int, weights: dict[int, float], counts: dict[str, int], more: Dataset | None,
-                source: str | Path | None, seconds: float) -> dict[str, Any]:
+                source: str | Path | None, seconds: float, teacher: dict[str, Any] | None = None) -> dict[str, Any]:
     """The content of ``history.json``: the epochs, the settings, the split's sizes, the data,
-    the deviations from the reference recipe and the environment."""
+    the teacher (:func:`training.distil.teacher_record`), the deviations from the reference recipe
+    and the environment."""
     import keras
 
     from training.onnx_keras import warm_start_record
@@ -672,6 +693,7 @@ def _run_record(data: Dataset, config: FitConfig, split: Split, *, history: dict
                  "grid": data.grid.as_dict()},
         "architecture": config.architecture,
         **({"warm_start": warm_start_record(config.init_from, config.init_member)} if config.warm_start_file else {}),
+        **({"teacher": teacher} if teacher is not None else {}),
         "deviations": [
             f"early stopping min_delta={config.min_delta} on val_accuracy (the reference's min_delta=0.5 "
             "on 'val_acc' would stop every run after 10 epochs)",
@@ -766,6 +788,15 @@ def fit_command(
     member: Optional[int] = typer.Option(
         None, "--member", help="Which network of an --init-from ONNX ensemble to start from (0-based)."
     ),
+    teacher: Optional[Path] = typer.Option(
+        None, "--teacher", help="Distil an exported MODEL.onnx (e.g. the shipped ensemble): every training row is "
+        "trained towards --teacher-weight x the mean of its members' probabilities + the rest x its label "
+        "(training/distil.py); validation keeps the labels. The teacher's probabilities are cached in "
+        "$SGMINE_CACHE/teacher/."
+    ),
+    teacher_weight: float = typer.Option(
+        0.5, "--teacher-weight", help="The teacher's share of each training target, 0-1 (with --teacher)."
+    ),
 ) -> None:
     """Train the space-group CNN on DATA and write the run to --out."""
     try:
@@ -775,6 +806,7 @@ def fit_command(
             steps_per_execution=steps_per_execution, architecture=architecture, init_seed=init_seed,
             class_weighting=class_weighting, dropout=dropout, width=width, outlier_target=outlier_target,
             init_from=None if init_from is None else str(init_from), init_member=member,
+            teacher=None if teacher is None else str(teacher), teacher_weight=teacher_weight,
         )
         dataset = read_dataset(data)
     except ValueError as exc:
