@@ -104,12 +104,13 @@ def test_a_distilled_student_moves_towards_its_teacher(tf, simulated, tmp_path, 
     a teacher of other classes is refused before anything is written."""
     import onnx
 
+    from sgmine.model import ModelInfo, attach_metadata
     from training.datafiles import read_dataset
+    from training.distil import teacher_probabilities
     from training.ensemble import build_ensemble
     from training.export import keras_to_onnx
     from training.fit import FitConfig, fit
     from training.run import RunDir
-    from sgmine.model import ModelInfo, attach_metadata
 
     monkeypatch.setenv("SGMINE_CACHE", str(tmp_path / "cache"))
     data = read_dataset(simulated)
@@ -126,8 +127,6 @@ def test_a_distilled_student_moves_towards_its_teacher(tf, simulated, tmp_path, 
                  source=simulated)
     run = RunDir(taught.run_dir)
     x = data.x[run.split(len(data)).train][:, :, None]
-    from training.distil import teacher_probabilities
-
     target = teacher_probabilities(teacher, x)
     # each network as it trained (batch statistics of all the rows; no dropout): its moving statistics
     # after a few dozen steps say little
