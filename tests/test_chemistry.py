@@ -24,6 +24,7 @@ from sgmine_diffpy.identify import (  # noqa: E402
     identify_file,
     lift_symmetry,
     point_group_order,
+    row_elements,
 )
 from sgmine_diffpy.refine import FitResult  # noqa: E402
 from sgmine_diffpy.structlib import StructureLibrary, atomic_number, label_cell  # noqa: E402
@@ -179,6 +180,26 @@ def test_srfe2as2_from_a_library_without_any_sr_fe_as_compound(tmp_path):
     assert (best.space_group, best.symbol) == (139, "I4/mmm")
     assert best.rw < 0.1
     assert summary.ranking[0][0] == 139
+    # a structure of the sample's chemistry fits: the library's own (BaAl4, the rock salts) are not refined
+    assert rows and all(row_elements(r) == {"Sr", "Fe", "As"} for r in rows), [r.formula for r in rows]
+
+
+def test_a_wrong_composition_falls_back_to_the_library(tmp_path):
+    """A rock-salt MgO PDF given as SrFe2As2: nothing of that chemistry fits, so the library's
+    structures are refined too, MgO fits and leads, and the summary says the chemistry did not fit."""
+    mgo = StructureLibrary.from_cells([rock_salt()])
+    r = np.arange(0.5, 30.0001, 0.01)
+    g = simulate(mgo.structure(0), r, PDFParams(qmax=25.0, qdamp=0.04, uiso=0.006, delta2=1.0))
+    path = tmp_path / "MgO.gr"
+    write_gr(path, r, g, {"qmax": 25.0, "qdamp": 0.04})
+    library = StructureLibrary.from_cells([baal4(), rock_salt(), rock_salt("KCl", 6.29, "K", "Cl")])
+    screening = ScreeningLibrary(library, "test")
+    screening._compounds = library
+    rows, summary = identify_file(str(path), screening, top=3, composition="SrFe2As2")
+    assert {r.formula for r in rows} >= {"SrFe2As2", "MgO"}
+    assert summary.best is not None and summary.best.formula == "MgO" and summary.best.rw < 0.1
+    assert summary.ranking[0][0] == 225
+    assert "nothing made of As Fe Sr fits" in summary.message
 
 
 def test_holding_out_a_chemical_system_removes_it_from_screen_and_chemistry():

@@ -13,6 +13,9 @@ For each file:
    group and formula, the first places going to the best-screened structure of each group the
    CNN gives at least :data:`CNN_RESERVE`; where the header names the sample's elements, only
    structures with at most that many elements.
+   With the sample's composition, candidates made from its chemistry
+   (:mod:`sgmine_diffpy.chemistry`) are screened and the best :data:`CHEMISTRY_TOP` refined
+   first; the library's are refined only when none of those fits (:func:`_fits_chemistry`).
 4. **Refine** them with pdffit2 as ``sgmine refine`` does (scale, the lattice parameters the group
    leaves free, Uiso per site from :data:`FIT_START_UISO`, delta2; the particle diameter from
    the screen's where it found one), on a 0.05 Å grid, each in a process of its own (a pdffit2
@@ -532,23 +535,32 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         summary.screen_s = time.perf_counter() - t0
     except ValueError as exc:
         return _failed(summary, f"{path}: cannot screen: {exc}", start)
-    picks: list[tuple] = []
+    if rad == "neutron" and "radiation" not in {k.lower() for k in curve.metadata}:
+        curve.metadata["radiation"] = "neutron"  # the refinement reads the radiation from the header
+    majority = _majority_elements(comp) if comp is not None else None
+    rows: list[IdentifyRow] = []
+    chemistry_picks: list[tuple] = []
     if comp is not None:
         t0 = time.perf_counter()
         found = _chemistry(library, comp, curve, rad, q, d, rmin, rmax)
         summary.screen_s += time.perf_counter() - t0
         if found is not None:
             chem_library, chem_result, _ = found
-            picks += [(chem_library, i, chem_result, True) for i in _choose_chemistry(chem_library, chem_result, CHEMISTRY_TOP)]
-    chosen = _choose(library, result, max(top - len(picks), CNN_GROUPS), elements, summary.cnn)
-    picks = [(library.structures, i, result, False) for i in chosen] + picks
-    if rad == "neutron" and "radiation" not in {k.lower() for k in curve.metadata}:
-        curve.metadata["radiation"] = "neutron"  # the refinement reads the radiation from the header
-    rows = _refine_all(path, picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers)
+            chemistry_picks = [(chem_library, i, chem_result, True)
+                               for i in _choose_chemistry(chem_library, chem_result, CHEMISTRY_TOP)]
+            rows = _refine_all(path, chemistry_picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
+                               first_rank=len(rows) + 1)
+    if not any(_fits_chemistry(r, majority) for r in rows):
+        # the library's best-screened, unless a structure of the sample's chemistry already fits:
+        # it then leads the ranking whatever else fits (:func:`fit_order`)
+        chosen = _choose(library, result, max(top - len(chemistry_picks), CNN_GROUPS), elements, summary.cnn)
+        rows += _refine_all(path, [(library.structures, i, result, False) for i in chosen], curve, summary.cnn,
+                            q, d, rmin, rmax, say, workers=workers, first_rank=len(rows) + 1)
+    elif say:
+        say(f"sgmine identify: {path}: a structure of the sample's chemistry fits; the library's are not refined")
     for row in rows:
         lift_symmetry(row)
     rows.sort(key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0, r.rank))
-    majority = _majority_elements(comp) if comp is not None else None
     if comp is not None:
         summary.ranking = combined_ranking(rows, summary.cnn, within="fit", elements=majority)
     else:
@@ -557,7 +569,7 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     notes = ([cnn_note] if cnn_note else []) + notes
     if comp is not None:
         notes.append(f"composition {comp.formula} (from {COMPOSITION_SOURCES[comp.source]})")
-        if not any(plausible(r) and r.rw <= GOOD_FIT_RW and row_elements(r) == majority for r in rows):
+        if not any(_fits_chemistry(r, majority) for r in rows):
             notes.append(f"nothing made of {' '.join(sorted(majority))} fits: the answer is whatever fits "
                          "(a second phase or another composition?)")
     elif elements is not None:
@@ -597,6 +609,12 @@ def sample_composition(path: str, curve, *, option: str | None, table: dict[str,
     if comp is not None:
         elements = set(comp.elements)
     return comp, elements
+
+
+def _fits_chemistry(row: IdentifyRow, majority: set[str] | None) -> bool:
+    """Whether ``row`` is a plausible fit (Rw ≤ :data:`GOOD_FIT_RW`) made of the sample's
+    ``majority`` elements (:func:`_majority_elements`; None: no composition, never)."""
+    return majority is not None and plausible(row) and row.rw <= GOOD_FIT_RW and row_elements(row) == majority
 
 
 def _majority_elements(comp) -> set[str]:
@@ -666,7 +684,8 @@ def _choose(library: ScreeningLibrary, result, top: int, elements: set[str] | No
     return sorted(chosen, key=lambda i: result.rw[i])
 
 
-def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, workers: int | None = None) -> list[IdentifyRow]:
+def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, workers: int | None = None,
+                first_rank: int = 1) -> list[IdentifyRow]:
     """Refine the picked structures ``(library, index, screen result, positions)``, ``workers``
     at a time (default: one per CPU core; one pdffit2 fit per process: :func:`_isolated`), on
     the screening grid (:func:`fit_grid`); with ``positions``, the free atom coordinates too
@@ -674,7 +693,7 @@ def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, 
     prob = {g: p for g, _, p in cnn}
     fit_curve = fit_grid(curve)
     tasks = []
-    for rank, (lib, i, result, positions) in enumerate(picks, start=1):
+    for rank, (lib, i, result, positions) in enumerate(picks, start=first_rank):
         row = IdentifyRow(path, rank, str(lib.ids[i]), str(lib.formulas[i]), int(lib.space_groups[i]), str(lib.symbols[i]),
                           float(result.rw[i]), cnn_probability=prob.get(int(lib.space_groups[i]), 0.0), source=str(lib.sources[i]))
         diameter = None if result.diameter is None or math.isinf(result.diameter[i]) else float(result.diameter[i])
