@@ -23,11 +23,11 @@ from sgmine_diffpy.identify import (  # noqa: E402
     fit_order,
     identify_file,
     lift_symmetry,
-    point_group_order,
     row_elements,
 )
 from sgmine_diffpy.refine import FitResult  # noqa: E402
 from sgmine_diffpy.structlib import StructureLibrary, atomic_number, label_cell  # noqa: E402
+from sgmine_diffpy.supergroups import point_group_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +160,27 @@ def test_a_refined_structure_of_higher_symmetry_is_lifted():
     lift_symmetry(row)
     assert (row.space_group, row.symbol) == (225, "Fm-3m")
     assert "Fm-3m symmetry" in row.message
+
+
+def test_a_structure_near_a_higher_symmetry_is_proposed_in_it():
+    """Rock-salt MgO with every O moved 0.04 Å along z (a polar subgroup at 0.01 Å): made
+    symmetric within 0.1 Å it is rock salt again, proposed as a primitive Fm-3m cell of the same
+    size; rock salt itself has nothing higher to propose."""
+    from sgmine_diffpy.supergroups import higher_symmetry_cells, symmetry_at
+
+    a = 4.21
+    fcc = [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)]
+    atoms = [Atom("Mg", xyz=p) for p in fcc] + [Atom("O", xyz=((p[0] + 0.5) % 1, (p[1] + 0.5) % 1, (p[2] + 0.5 + 0.04 / a) % 1))
+                                               for p in fcc]
+    polar = Structure(atoms, lattice=Lattice(a, a, a, 90, 90, 90))
+    group = symmetry_at(polar, 0.01)
+    assert group is not None and point_group_order(group[0]) < 48
+    found = higher_symmetry_cells(polar, group[0], structure_id="MgO-polar")
+    assert [(c.space_group, c.structure_id) for c, _ in found][:1] == [(225, "MgO-polar>Fm-3m")]
+    cell, tol = found[0]
+    assert tol == 0.1 and len(cell.numbers) == 2
+    assert abs(Lattice(*cell.lattice).volume - a**3 / 4) < 0.05  # the primitive cell of the same crystal
+    assert higher_symmetry_cells(StructureLibrary.from_cells([rock_salt()]).structure(0), 225, structure_id="MgO") == []
 
 
 def test_srfe2as2_from_a_library_without_any_sr_fe_as_compound(tmp_path):

@@ -33,6 +33,15 @@ from sgmine_diffpy.structlib import StructureLibrary, build, cell_from_cif, thin
 ROOT = Path(__file__).resolve().parents[1]
 CIFS = ROOT / "examples" / "cifs"
 NI_GR = ROOT / "examples" / "data" / "Ni.gr"
+
+
+def _ni_without_composition(folder: Path) -> Path:
+    """Ni.gr without its header's ``composition = Ni``: identify then refines the library's
+    structures (with a composition whose chemistry fits, it refines only that)."""
+    path = folder / "Ni.gr"
+    path.write_text("".join(line for line in NI_GR.read_text().splitlines(keepends=True)
+                            if not line.lower().startswith("composition")))
+    return path
 runner = CliRunner()
 
 
@@ -236,21 +245,21 @@ def test_header_elements(tmp_path):
 
 
 def test_identify_refines_only_structures_with_the_samples_number_of_elements(tmp_path):
-    """Ni.gr's header says composition Ni: of examples/cifs only the one-element structures (Ni,
-    Si) are refined, beside candidates made from the composition (all of them Ni); without
-    that the binary decoys are refined too."""
+    """Ni.gr's header says composition Ni: candidates made from it (all of them Ni) are refined,
+    and as one of them fits, none of the library's; without the composition the library's
+    best-screened are refined, binary decoys included."""
     from sgmine_diffpy.identify import identify_file, row_elements
 
     lib = open_library(CIFS)
     rows, summary = identify_file(str(NI_GR), lib, top=7)
-    from_library = {r.structure_id for r in rows if r.source.startswith("cif:")}
-    assert from_library <= {"Ni", "Si"} and "Ni" in from_library
-    assert all(len(row_elements(r)) == 1 for r in rows)
+    assert rows and all(row_elements(r) == {"Ni"} for r in rows)
+    assert not any(r.source.startswith("cif:") for r in rows)
     assert summary.best.symbol == "Fm-3m" and summary.best.formula == "Ni"
     assert summary.composition == "Ni" and summary.composition_source == "header"
     assert "composition Ni (from the file header)" in summary.message
     rows, _ = identify_file(str(NI_GR), lib, top=7, use_elements=False)
     assert len(rows) == 7 and all(r.source.startswith("cif:") for r in rows)
+    assert any(len(row_elements(r)) > 1 for r in rows)
 
 
 def test_bad_inputs(tmp_path):
@@ -282,11 +291,11 @@ def test_large_cells_are_fitted_over_a_shorter_range():
 def test_identify_ni_with_the_example_cifs(tmp_path):
     out = tmp_path / "ni.csv"
     plots = tmp_path / "plots" / "new"  # made by the command
-    result = runner.invoke(app, ["identify", str(NI_GR), "--library", str(CIFS), "--top", "2", "--out", str(out),
+    ni = _ni_without_composition(tmp_path)
+    result = runner.invoke(app, ["identify", str(ni), "--library", str(CIFS), "--top", "2", "--out", str(out),
                                  "--plots", str(plots)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
-    # the header's composition (Ni) adds fcc Ni from the composition beside the library's Ni.cif
     assert rows[0]["formula"] == "Ni" and rows[0]["space_group"] == "225" and float(rows[0]["rw"]) < 0.15
     assert "Ni" in {r["structure_id"] for r in rows}
     assert list(rows[0])[:2] == ["file", "screen_rank"] and {r["screen_rank"] for r in rows} >= {"1", "2"}
@@ -406,13 +415,14 @@ def test_a_failing_refinement_is_a_row_and_the_batch_is_written(tmp_path, monkey
         return real(candidate, curve, **options)
 
     monkeypatch.setattr(refine, "fit_candidate", flaky)
+    data = tmp_path / "data"
+    data.mkdir()
+    ni = _ni_without_composition(data)
     out = tmp_path / "ni.csv"
-    result = runner.invoke(app, ["identify", str(NI_GR), str(NI_GR), "--library", str(CIFS), "--top", "7", "--out", str(out)])
+    result = runner.invoke(app, ["identify", str(ni), str(ni), "--library", str(CIFS), "--top", "7", "--out", str(out)])
     assert result.exit_code == 0, result.output  # a failed candidate is a row; each file got its answer
     rows = list(csv.DictReader(out.open()))
-    # per file: Ni and Si of the library (the header's composition is one element), and fcc,
-    # hcp, bcc, ... Ni made from the composition
-    assert len(rows) == 14 and {r["file"] for r in rows} == {str(NI_GR)}
+    assert len(rows) == 14 and {r["file"] for r in rows} == {str(ni)}  # the library's 7 per file
     failed = [r for r in rows if r["status"] == "error"]
     assert [r["structure_id"] for r in failed] == ["Si", "Si"] and all("pdffit2 exploded" in r["message"] for r in failed)
     assert rows[0]["formula"] == "Ni" and rows[0]["space_group"] == "225" and float(rows[0]["rw"]) < 0.15
@@ -430,16 +440,18 @@ def test_a_crashing_refinement_is_a_row(tmp_path, monkeypatch):
     real = refine.fit_candidate
 
     def crashing(candidate, curve, **options):
-        if candidate.cif == "Si":
+        if candidate.cif != "Ni":
             os.kill(os.getpid(), signal.SIGSEGV)
         return real(candidate, curve, **options)
 
     monkeypatch.setattr(refine, "fit_candidate", crashing)
     out = tmp_path / "ni.csv"
-    result = runner.invoke(app, ["identify", str(NI_GR), "--library", str(CIFS), "--top", "2", "--out", str(out)])
+    result = runner.invoke(app, ["identify", str(_ni_without_composition(tmp_path)), "--library", str(CIFS), "--top", "2",
+                                 "--out", str(out)])
     assert result.exit_code == 0, result.output  # a failed candidate is a row; each file got its answer
     rows = {r["structure_id"]: r for r in csv.DictReader(out.open())}
-    assert rows["Si"]["status"] == "error" and "signal 11" in rows["Si"]["message"]
+    crashed = [r for name, r in rows.items() if name != "Ni"]
+    assert crashed and all(r["status"] == "error" and "signal 11" in r["message"] for r in crashed)
     assert rows["Ni"]["status"] == "ok" and float(rows["Ni"]["rw"]) < 0.15
 
 

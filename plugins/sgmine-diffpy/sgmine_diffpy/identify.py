@@ -16,6 +16,8 @@ For each file:
    With the sample's composition, candidates made from its chemistry
    (:mod:`sgmine_diffpy.chemistry`) are screened and the best :data:`CHEMISTRY_TOP` refined
    first; the library's are refined only when none of those fits (:func:`_fits_chemistry`).
+   The two best fitting structures' versions of higher symmetry (within 0.1–0.3 Å,
+   :mod:`sgmine_diffpy.supergroups`) are refined after them (:func:`_supergroup_picks`).
 4. **Refine** them with pdffit2 as ``sgmine refine`` does (scale, the lattice parameters the group
    leaves free, Uiso per site from :data:`FIT_START_UISO`, delta2; the particle diameter from
    the screen's where it found one), on a 0.05 Å grid, each in a process of its own (a pdffit2
@@ -36,7 +38,6 @@ For each file:
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import math
@@ -56,6 +57,7 @@ from sgmine_diffpy.structlib import (
     concatenate,
     entry_elements,
 )
+from sgmine_diffpy.supergroups import point_group_order, symmetry_at
 
 #: Refined Rw at or below which a plausible structure counts as fitting the data and puts its
 #: space group ahead of the CNN's ranking (:func:`combined_ranking`). 0.25 is the usual upper
@@ -224,40 +226,9 @@ def row_elements(row: IdentifyRow) -> set[str]:
         return set()
 
 
-@functools.lru_cache(maxsize=None)
-def point_group_order(space_group: int) -> int:
-    """The order of a space group's point group (1 for P1 … 48 for m-3m), from spglib's tables."""
-    import spglib
-
-    for hall in range(1, 531):
-        if spglib.get_spacegroup_type(hall).number == space_group:
-            rotations = spglib.get_symmetry_from_database(hall)["rotations"]
-            return len({r.tobytes() for r in rotations})
-    raise ValueError(f"no space group {space_group}")
-
-
 #: Distance tolerance (Å) with which a refined structure's own symmetry is found
 #: (:func:`lift_symmetry`): refined coordinates and cell lengths scatter by a few 0.01 Å.
 LIFT_SYMPREC = 0.05
-
-
-def refined_group(structure) -> tuple[int, str] | None:
-    """spglib's space group of a refined diffpy Structure at :data:`LIFT_SYMPREC`, or None."""
-    import warnings
-
-    import spglib
-
-    from sgmine_diffpy.structlib import atomic_number
-
-    try:
-        cell = (np.asarray(structure.lattice.base, float), np.asarray(structure.xyz, float) % 1.0,
-                [atomic_number(a.element) for a in structure])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            data = spglib.get_symmetry_dataset(cell, symprec=LIFT_SYMPREC)
-    except Exception:  # spglib's errors, an element it cannot name: no lift
-        return None
-    return None if data is None else (int(data.number), str(data.international))
 
 
 def lift_symmetry(row: IdentifyRow) -> None:
@@ -268,7 +239,7 @@ def lift_symmetry(row: IdentifyRow) -> None:
     structure = getattr(row.fit, "structure", None)
     if not row.ok or structure is None or row.space_group is None:
         return
-    found = refined_group(structure)
+    found = symmetry_at(structure, LIFT_SYMPREC)
     if found is None or found[0] == row.space_group or point_group_order(found[0]) <= point_group_order(row.space_group):
         return
     note = f"the refined structure has {found[1]} symmetry within {LIFT_SYMPREC:g} Å (refined in {row.symbol})"
@@ -560,6 +531,13 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         say(f"sgmine identify: {path}: a structure of the sample's chemistry fits; the library's are not refined")
     for row in rows:
         lift_symmetry(row)
+    more = _supergroup_picks(rows, majority)
+    if more:
+        lifted = _refine_all(path, more, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
+                             first_rank=len(rows) + 1)
+        for row in lifted:
+            lift_symmetry(row)
+        rows += lifted
     rows.sort(key=lambda r: (not r.ok or r.rw is None, r.rw if r.rw is not None else 0.0, r.rank))
     if comp is not None:
         summary.ranking = combined_ranking(rows, summary.cnn, within="fit", elements=majority)
@@ -615,6 +593,41 @@ def _fits_chemistry(row: IdentifyRow, majority: set[str] | None) -> bool:
     """Whether ``row`` is a plausible fit (Rw ≤ :data:`GOOD_FIT_RW`) made of the sample's
     ``majority`` elements (:func:`_majority_elements`; None: no composition, never)."""
     return majority is not None and plausible(row) and row.rw <= GOOD_FIT_RW and row_elements(row) == majority
+
+
+#: Fitting structures (the best of each group, best first) whose higher-symmetry versions
+#: (:func:`sgmine_diffpy.supergroups.higher_symmetry_cells`) are refined, and how many such
+#: versions at most per file.
+SUPERGROUP_ROWS, SUPERGROUP_MAX = 2, 3
+
+
+def _supergroup_picks(rows: list[IdentifyRow], majority: set[str] | None) -> list[tuple]:
+    """Refinement picks ``(library, index, result, positions)`` of the higher-symmetry versions
+    of the best :data:`SUPERGROUP_ROWS` fitting structures (of the sample's ``majority``
+    elements where a composition is known): a subgroup description that refined better than
+    its parent's own candidate is given the parent's symmetry back and refined in it, with its
+    coordinates, and the particle diameter it refined to."""
+    from sgmine_diffpy.screen import ScreenResult
+    from sgmine_diffpy.supergroups import higher_symmetry_cells
+
+    best: dict[int, IdentifyRow] = {}
+    for r in rows:
+        if (plausible(r) and r.rw <= GOOD_FIT_RW and (majority is None or row_elements(r) == majority)
+                and getattr(r.fit, "structure", None) is not None
+                and (r.space_group not in best or r.rw < best[r.space_group].rw)):
+            best[r.space_group] = r
+    cells, diameters = [], []
+    for r in sorted(best.values(), key=lambda r: r.rw)[:SUPERGROUP_ROWS]:
+        for cell, _ in higher_symmetry_cells(r.fit.structure, r.space_group, structure_id=r.structure_id):
+            if cell.structure_id not in {c.structure_id for c in cells} and len(cells) < SUPERGROUP_MAX:
+                cells.append(cell)
+                diameters.append(r.fit.spdiameter if r.fit.spdiameter is not None else math.inf)
+    if not cells:
+        return []
+    library = StructureLibrary.from_cells(cells)
+    n = len(cells)
+    result = ScreenResult(np.full(n, np.nan), np.ones(n), 0, (0.0, 0.0), np.asarray(diameters, float))
+    return [(library, i, result, True) for i in range(n)]
 
 
 def _majority_elements(comp) -> set[str]:
