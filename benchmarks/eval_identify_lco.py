@@ -6,6 +6,12 @@ PDF simulated as a measurement would give it, identified from its composition.
 
     python benchmarks/eval_identify_lco.py [--n 300] [--min-groups 40] [--max-atoms 16] [--seed 0]
                                            [--top 10] [--json FILE]
+    python benchmarks/eval_identify_lco.py --textbook [--json FILE]
+
+``--textbook``: instead of a random draw, the real structures of :data:`TEXTBOOK` (common
+measured samples: perovskites, wurtzites, corundum, spinel, fluorite, rock salts, LaB6, ...),
+each with its whole chemical system removed as above: the library then has to find them the
+way it would a new compound of a familiar type.
 
 Structures: Materials Project entries of the shipped compound library (``mp-*``, at most
 ``--max-atoms`` atoms in the primitive cell), drawn at random (``--seed``) round-robin over space
@@ -34,6 +40,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+#: Real structures of common PDF samples in the compound library (ids), for ``--textbook``.
+TEXTBOOK = (
+    "mp-5986", "mp-4342", "mp-20459",  # BaTiO3, KNbO3, PbTiO3 (P4mm)
+    "mp-2133", "mp-672", "mp-7631",  # ZnO, CdS, SiC (P6_3mc)
+    "mp-2680", "mp-19390",  # LaB6, WO3 (Pm-3m)
+    "cspml_90:Al2O3.cif", "mp-19770",  # Al2O3, Fe2O3 (R-3c)
+    "cspml_90:GaAs.cif", "mp-1190", "mp-20351",  # GaAs, ZnSe, InP (F-43m)
+    "xraylarch_amcsd:amcsd_cif0_11686.cif", "mp-1138", "mp-23193", "mp-1883",  # CeO2, LiF, KCl, SnTe (Fm-3m)
+    "mp-3536", "mp-361", "mp-390",  # MgAl2O4 (Fd-3m), Cu2O (Pn-3m), anatase TiO2 (I4_1/amd)
+    "mp-2858", "mp-704645",  # ZrO2 (P2_1/c), CuO (C2/c)
+    "mp-541837", "mp-22526", "mp-2815", "mp-91",  # Bi2Se3, LiCoO2 (R-3m), MoS2 (P6_3/mmc), W (Im-3m)
+    "mp-4651", "cspml_90:Ba(FeAs)2.cif", "mp-2652", "mp-25279",  # SrTiO3 (I4/mcm), BaFe2As2 (I4/mmm), Y2O3 (Ia-3), V2O5 (Pmmn)
+)
 
 
 def pick_structures(library, *, n: int, min_groups: int, max_atoms: int, seed: int) -> list[int]:
@@ -97,12 +118,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--json", type=Path, default=None, help="per-structure details (JSON)")
+    parser.add_argument("--textbook", action="store_true", help="the structures of TEXTBOOK instead of a random draw")
     args = parser.parse_args(argv)
 
     model = load_model(None)
     library = open_library("default")
     compounds = library.compounds()
-    picks = pick_structures(compounds, n=args.n, min_groups=args.min_groups, max_atoms=args.max_atoms, seed=args.seed)
+    if args.textbook:
+        where = {str(x): k for k, x in enumerate(compounds.ids)}
+        missing = [x for x in TEXTBOOK if x not in where]
+        if missing:
+            print(f"not in the compound library: {', '.join(missing)}", file=sys.stderr)
+        picks = [where[x] for x in TEXTBOOK if x in where]
+    else:
+        picks = pick_structures(compounds, n=args.n, min_groups=args.min_groups, max_atoms=args.max_atoms, seed=args.seed)
     rng = np.random.default_rng(args.seed + 1)
     records = []
     print("id\tformula\ttrue\tanswer\trw\tranking_top1\tright_fits\tcnn_top1\tseconds", flush=True)
