@@ -7,7 +7,9 @@ PDFs both scored (matched by source, structure and setting) it prints, for top-1
 many only the first model gets right, how many only the second, and the two-sided exact McNemar
 p-value of that split; the same for top-1 on every ``--held-out`` dataset both scored row by
 row (``top1_hits``, same rows); then every measured file where the two differ (in-class files:
-top-1 right or wrong; out-of-class files: flagged or not). A structure gives several rows of a
+top-1 right or wrong; out-of-class files: flagged or not). Two ``--json`` files of a probe
+(``probe_elements.py``, ``probe_compounds.py``, ``probe_particles.py``: a ``rows`` list with
+``top1``) are paired row by row the same way (:func:`paired_probe`). A structure gives several rows of a
 held-out dataset, so those rows are not independent and the p-value overstates the evidence.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -77,12 +80,35 @@ def paired_held_out(first: dict, second: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def paired_probe(first: dict, second: dict) -> dict[str, float]:
+    """Top-1 discordant counts and p-value of two reports of the same probe, row by row; empty when
+    they are not probe reports or their rows differ (another probe, another version of it)."""
+    a, b = first.get("rows"), second.get("rows")
+    if not isinstance(a, list) or not isinstance(b, list) or not a or len(a) != len(b):
+        return {}
+    fields = [k for k in a[0] if k not in ("predicted", "probability", "top1", "in_domain")]
+    if any(x.get(k) != y.get(k) for x, y in zip(a, b) for k in fields):
+        return {}
+    only_a = sum(bool(x["top1"]) and not y["top1"] for x, y in zip(a, b))
+    only_b = sum(bool(y["top1"]) and not x["top1"] for x, y in zip(a, b))
+    return {"n": len(a), "only_first": only_a, "only_second": only_b, "p": mcnemar_exact(only_a, only_b)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
     args = parser.parse_args(argv)
     first, second = (json.loads(p.read_text()) for p in (args.first, args.second))
+    if "measured" not in first or "measured" not in second:
+        r = paired_probe(first, second)
+        if not r:
+            print("error: neither two eval_measured.py reports nor two reports of the same probe", file=sys.stderr)
+            return 1
+        print(f"first: {first.get('model_version')}, second: {second.get('model_version')}")
+        print(f"probe top1: {r['n']} PDFs, right only with the first {r['only_first']}, only with the second "
+              f"{r['only_second']}, exact McNemar p = {r['p']:.3f}")
+        return 0
     print(f"first: {first.get('version')}, second: {second.get('version')}")
     for metric, r in paired_real(first, second).items():
         print(f"real structures {metric}: {r['n']} PDFs, right only with the first {r['only_first']}, "

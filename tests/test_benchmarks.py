@@ -80,6 +80,31 @@ def test_ablation_subset_keeps_the_rows_a_condition_selects(tmp_path):
     assert read_dataset(tmp_path / "train" / "dataset.npz").groups.tolist() == ["F0|225", "F0|225"]
 
 
+def test_compare_evals_pairs_two_reports_of_one_probe(tmp_path):
+    """Probe reports (probe_*.py --json) are paired row by row; rows of another probe are not."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from compare_evals import main, paired_probe
+    finally:
+        sys.path.pop(0)
+
+    def report(hits, compound="NaCl"):
+        return {"model_version": "v", "top1": 0.5, "rows": [
+            {"compound": compound, "setting": f"s{i}", "predicted": 225 if h else 2, "probability": 0.5, "top1": h,
+             "in_domain": True} for i, h in enumerate(hits)]}
+
+    first, second = report([True, True, False, True]), report([False, True, True, False])
+    assert paired_probe(first, second) == {"n": 4, "only_first": 2, "only_second": 1, "p": 1.0}
+    assert paired_probe(first, report([True, True, False, True], compound="MgO")) == {}
+    assert paired_probe(first, report([True])) == {}
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(second))
+    c.write_text(json.dumps(report([True], compound="MgO")))
+    assert main([str(a), str(b)]) == 0
+    assert main([str(a), str(c)]) == 1
+
+
 def test_compare_evals_counts_discordant_pairs(tmp_path):
     """Paired counts on the PDFs both models scored, and the exact McNemar p-value."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
