@@ -721,6 +721,11 @@ def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, 
     return rows
 
 
+#: ADPs of a candidate made from the chemistry or symmetrised (a template of the sample, with
+#: its coordinates refined): one Uiso per element (``refine.fit_candidate``'s ``adp_per``).
+TEMPLATE_ADP = "element"
+
+
 #: Seconds a refinement may take before it is stopped (its row then says so).
 FIT_TIMEOUT = 600.0
 
@@ -865,7 +870,7 @@ def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmi
     try:
         result = refine.fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=end, max_steps=FIT_STEPS,
                                       spdiameter=diameter, refine_positions=positions,
-                                      early_positions=positions)
+                                      early_positions=positions, adp_per=TEMPLATE_ADP if positions else "site")
     except Exception as exc:  # fit_candidate reports pdffit2's failures itself; anything else costs this row only
         row.status, row.message = "error", f"refinement failed: {type(exc).__name__}: {exc}"
         return

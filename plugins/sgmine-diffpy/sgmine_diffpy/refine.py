@@ -165,6 +165,7 @@ def fit_candidate(
     spdiameter: float | None = None,
     refine_positions: bool = False,
     early_positions: bool = False,
+    adp_per: str = "site",
 ) -> FitResult:
     """Refine ``candidate``'s structure against ``curve`` with pdffit2 (see the module text).
 
@@ -175,6 +176,9 @@ def fit_candidate(
     ``early_positions`` also frees them right after the lattice, before the ADPs (kept only
     where it lowers Rw): for a structure type decorated with the sample's elements, whose
     template positions can be far enough off to send the ADPs astray.
+    ``adp_per``: one Uiso per symmetry-independent site (``"site"``, as PDFgui starts) or per
+    element (``"element"``: fewer, steadier ADPs for a candidate that is only a template of
+    the sample, whose per-site ADPs can run off to absorb its misfit).
 
     Each stage stops after ``max_steps`` least-squares iterations (noted in the message when it
     had not converged), so a fit costs at most four times ``max_steps`` iterations. When a later
@@ -196,7 +200,7 @@ def fit_candidate(
     chatter = io.StringIO()
     try:
         with _pdffit_output(chatter):
-            pf, lattice_vars, adp_vars = _setup(candidate, curve, q, d, rmin, rmax, fit_qdamp, spdiameter)
+            pf, lattice_vars, adp_vars = _setup(candidate, curve, q, d, rmin, rmax, fit_qdamp, spdiameter, adp_per)
             last = [_SCALE, *lattice_vars, *adp_vars, _DELTA2] + ([_QDAMP] if fit_qdamp else [])
             stages = [("scale", [_SCALE], False), ("lattice", [_SCALE, *lattice_vars], False), ("ADP/delta2", last, False)]
             positions = constrain_positions(pf, candidate) if refine_positions else None
@@ -357,9 +361,10 @@ def _run_stage(pf, free: list[int], max_steps: int) -> bool:
     return False
 
 
-def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp, spdiameter=None):
-    """A PdfFit with data, structure and constraints; also its lattice and ADP variables (with
-    the particle diameter, when given: it is refined with them)."""
+def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp, spdiameter=None, adp_per="site"):
+    """A PdfFit with data, structure and constraints; also its lattice and ADP variables (one
+    per site or per element, ``adp_per``; with the particle diameter, when given: it is refined
+    with them)."""
     from diffpy.pdffit2 import PdfFit
 
     pf = PdfFit()
@@ -386,13 +391,16 @@ def _setup(candidate, curve, qmax, qdamp, rmin, rmax, fit_qdamp, spdiameter=None
             pf.constrain(pf.lat(i + 1), f"@{_LAT0 + i}")
             pf.setpar(_LAT0 + i, float(par.value))
             lattice_vars.append(_LAT0 + i)
-    sites = sorted(set(candidate.entry.sites))
-    for atom_index, site in enumerate(candidate.entry.sites, start=1):
-        var = _U0 + sites.index(site)
+    if adp_per not in ("site", "element"):
+        raise ValueError(f"adp_per must be 'site' or 'element', not {adp_per!r}")
+    groups = [candidate.structure[site].element if adp_per == "element" else site for site in candidate.entry.sites]
+    keys = sorted(set(groups), key=str)
+    for atom_index, (site, key) in enumerate(zip(candidate.entry.sites, groups), start=1):
+        var = _U0 + keys.index(key)
         for u in (pf.u11, pf.u22, pf.u33):
             pf.constrain(u(atom_index), f"@{var}")
         pf.setpar(var, float(candidate.structure[site].Uisoequiv))
-    adp_vars = [_U0 + i for i in range(len(sites))]
+    adp_vars = [_U0 + i for i in range(len(keys))]
     if spdiameter:
         pf.constrain(pf.spdiameter(), f"@{_SPDIAMETER}")
         pf.setpar(_SPDIAMETER, float(spdiameter))
