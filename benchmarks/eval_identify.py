@@ -16,7 +16,7 @@ every file of ``../shared/data/measured/catalog.csv``, labelled as
 ood: another group; no: not scored, e.g. RMCProfile normalisation). The catalog's radiation
 column stands in for ``--radiation`` (what the user would say): it is used only where the
 file's header does not say. Nothing here tunes anything; the ranking rule is
-:func:`sgmine_diffpy.identify.combined_ranking` as shipped.
+:func:`sgmine_diffpy.ranking.combined_ranking` as shipped.
 
 Prints one line per file (truth; the best refined structure, i.e. the plausible fit of lowest
 Rw, its group and Rw; the combined ranking's and the CNN's top-1; screening and total seconds;
@@ -67,7 +67,8 @@ def composition_table(measured_dir: Path) -> dict[str, str]:
 
 
 def file_record(f: dict, rows, s) -> dict:
-    from sgmine_diffpy.identify import GOOD_FIT_RW, combined_ranking, plausible
+    from sgmine_diffpy.ranking import combined_ranking
+    from sgmine_diffpy.rows import GOOD_FIT_RW, plausible
 
     truth = f["space_group"]
     fitted = [r for r in rows if r.ok and r.rw is not None]
@@ -103,7 +104,8 @@ def file_record(f: dict, rows, s) -> dict:
 def main(argv=None) -> int:
     from sgmine.scan import load_model
     from sgmine_diffpy.cli import _say
-    from sgmine_diffpy.identify import GOOD_FIT_RW, identify_file, open_library
+    from sgmine_diffpy.identify import identify_file, open_library
+    from sgmine_diffpy.rows import GOOD_FIT_RW
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library", default="default")

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: Real structures of common PDF samples in the compound library (ids), for ``--textbook``.
 TEXTBOOK = (
     "mp-5986", "mp-4342", "mp-20459",  # BaTiO3, KNbO3, PbTiO3 (P4mm)
@@ -108,7 +107,8 @@ def measured_like(structure, rng) -> tuple[np.ndarray, np.ndarray, dict]:
 def main(argv=None) -> int:
     from sgmine.scan import load_model
     from sgmine.simulate import write_gr
-    from sgmine_diffpy.identify import GOOD_FIT_RW, identify_file, open_library, plausible
+    from sgmine_diffpy.identify import identify_file, open_library
+    from sgmine_diffpy.rows import GOOD_FIT_RW, plausible
     from sgmine_diffpy.structlib import entry_elements
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

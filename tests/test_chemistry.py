@@ -16,16 +16,10 @@ from diffpy.structure import Atom, Lattice, Structure  # noqa: E402
 from sgmine.composition import Composition  # noqa: E402
 from sgmine.simulate import PDFParams, simulate, write_gr  # noqa: E402
 from sgmine_diffpy import chemistry as C  # noqa: E402
-from sgmine_diffpy.identify import (  # noqa: E402
-    TIE_RW,
-    IdentifyRow,
-    ScreeningLibrary,
-    fit_order,
-    identify_file,
-    lift_symmetry,
-    row_elements,
-)
+from sgmine_diffpy.identify import ScreeningLibrary, identify_file  # noqa: E402
+from sgmine_diffpy.ranking import TIE_RW, fit_order, lift_symmetry, row_elements  # noqa: E402
 from sgmine_diffpy.refine import FitResult  # noqa: E402
+from sgmine_diffpy.rows import IdentifyRow  # noqa: E402
 from sgmine_diffpy.structlib import StructureLibrary, atomic_number, label_cell  # noqa: E402
 from sgmine_diffpy.supergroups import point_group_order  # noqa: E402
 

@@ -18,16 +18,10 @@ pytest.importorskip("sgmine_diffpy", reason="the sgmine-diffpy plugin is not ins
 from sgmine.cli import app  # noqa: E402
 from sgmine.simulate import PDFParams, pair_table, pdf  # noqa: E402
 from sgmine_diffpy import screen as S  # noqa: E402
-from sgmine_diffpy.identify import (  # noqa: E402
-    MIN_FIT_RMAX,
-    PAIR_BUDGET,
-    IdentifyRow,
-    best_structure,
-    combined_ranking,
-    fit_rmax,
-    open_library,
-    plausible,
-)
+from sgmine_diffpy.identify import open_library  # noqa: E402
+from sgmine_diffpy.ranking import best_structure, combined_ranking  # noqa: E402
+from sgmine_diffpy.refinements import MIN_FIT_RMAX, PAIR_BUDGET, fit_rmax  # noqa: E402
+from sgmine_diffpy.rows import IdentifyRow, plausible  # noqa: E402
 from sgmine_diffpy.structlib import StructureLibrary, build, cell_from_cif, thin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +170,7 @@ def _fitted(rank, group, symbol, rw, uiso=0.005, scale=0.4):
 def test_a_good_fit_puts_its_group_ahead_of_the_cnn():
     """A plausible fit of Rw <= GOOD_FIT_RW (0.25) puts its group first, even against the CNN's
     favourite; the remaining groups follow in the CNN's order."""
-    from sgmine_diffpy.identify import GOOD_FIT_RW
+    from sgmine_diffpy.rows import GOOD_FIT_RW
 
     assert GOOD_FIT_RW == 0.25
     rows = [_fitted(1, 225, "Fm-3m", 0.12), _fitted(2, 2, "P-1", 0.60)]
@@ -248,7 +242,8 @@ def test_identify_refines_only_structures_with_the_samples_number_of_elements(tm
     """Ni.gr's header says composition Ni: candidates made from it (all of them Ni) are refined,
     and as one of them fits, none of the library's; without the composition the library's
     best-screened are refined, binary decoys included."""
-    from sgmine_diffpy.identify import identify_file, row_elements
+    from sgmine_diffpy.identify import identify_file
+    from sgmine_diffpy.ranking import row_elements
 
     lib = open_library(CIFS)
     rows, summary = identify_file(str(NI_GR), lib, top=7)
@@ -307,7 +302,7 @@ def test_identify_ni_with_the_example_cifs(tmp_path):
 def test_when_nothing_fits_the_summary_names_no_structure():
     """A best refinement at Rw 0.89 is no answer: the summary's best_* columns stay empty (its
     message says nothing fits); at Rw 0.12 it is the answer."""
-    from sgmine_diffpy.identify import SUMMARY_COLUMNS, FileSummary
+    from sgmine_diffpy.rows import SUMMARY_COLUMNS, FileSummary
 
     for rw, answer in ((0.89, None), (0.12, "s1")):
         summary = FileSummary("f.gr", best=_fitted(1, 225, "Fm-3m", rw), ranking=[(225, "Fm-3m", rw, 0.9)])

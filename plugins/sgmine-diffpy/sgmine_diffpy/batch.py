@@ -154,7 +154,8 @@ def _on_this_machine(files, job: FileJob, jobs: int):
 
 def _outcome(future, path: str, where: str = ""):
     """The future's ``(rows, summary)``, or the file's error row where it raised."""
-    from sgmine_diffpy.identify import FileSummary, _failed
+    from sgmine_diffpy.identify import _failed
+    from sgmine_diffpy.rows import FileSummary
 
     try:
         return future.result()
@@ -237,7 +238,8 @@ def identify_in_process(path: str, job: FileJob) -> tuple[list, object]:
         ``(rows, summary)`` as :func:`~sgmine_diffpy.identify.identify_file` gives them; one
         error row where the process crashed or ended without them.
     """
-    from sgmine_diffpy.identify import FileSummary, _failed
+    from sgmine_diffpy.identify import _failed
+    from sgmine_diffpy.rows import FileSummary
 
     start = time.perf_counter()
     try:
@@ -282,7 +284,8 @@ def _identify_here(path: str, job: FileJob):
     from sgmine.model import ModelError
     from sgmine.scan import load_model
     from sgmine_diffpy.cli import _say
-    from sgmine_diffpy.identify import FileSummary, _failed, identify_file, open_library
+    from sgmine_diffpy.identify import _failed, identify_file, open_library
+    from sgmine_diffpy.rows import FileSummary
     from sgmine_diffpy.structlib import StructureLibraryError
 
     start = time.perf_counter()

@@ -19,7 +19,7 @@ For each file:
    The two best fitting structures' versions of higher symmetry (within 0.1–0.3 Å,
    :mod:`sgmine_diffpy.supergroups`) are refined after them (:func:`_supergroup_picks`).
 4. **Refine** them with pdffit2 as ``sgmine refine`` does (scale, the lattice parameters the group
-   leaves free, Uiso per site from :data:`FIT_START_UISO`, delta2; the particle diameter from
+   leaves free, Uiso per site from :data:`~sgmine_diffpy.refinements.FIT_START_UISO`, delta2; the particle diameter from
    the screen's where it found one), on a 0.05 Å grid, each in a process of its own (a pdffit2
    crash costs one row), on all cores.
 5. **Rank** the space groups (:func:`combined_ranking`). A refined structure *fits* when it is
@@ -33,23 +33,30 @@ For each file:
    outside its candidates), groups of equal probability (refined groups outside the CNN's
    candidates) by their best plausible Rw. The file's answer is the best plausible fit in
    the top group (:func:`best_structure`).
+
+The steps live in their own modules (the plugin README's Layout): the libraries in
+:mod:`~sgmine_diffpy.structlib`, candidates from the composition in
+:mod:`~sgmine_diffpy.chemistry`, the screen in :mod:`~sgmine_diffpy.screen`, the refinements in
+:mod:`~sgmine_diffpy.refinements`, higher-symmetry versions in :mod:`~sgmine_diffpy.supergroups`,
+the ranking in :mod:`~sgmine_diffpy.ranking`, rows and summaries in :mod:`~sgmine_diffpy.rows`;
+this module chooses what to refine and runs the steps in order.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from sgmine.composition import SOURCES as COMPOSITION_SOURCES
+from sgmine_diffpy.ranking import best_structure, combined_ranking, lift_symmetry, row_elements
+from sgmine_diffpy.refinements import refine_all
+from sgmine_diffpy.rows import COLUMNS, GOOD_FIT_RW, SUMMARY_COLUMNS, FileSummary, IdentifyRow, plausible, to_csv
 from sgmine_diffpy.structlib import (
     DEFAULT_LIBRARY,
     StructureLibrary,
@@ -57,239 +64,10 @@ from sgmine_diffpy.structlib import (
     concatenate,
     entry_elements,
 )
-from sgmine_diffpy.supergroups import point_group_order, symmetry_at
 
-#: Refined Rw at or below which a plausible structure counts as fitting the data and puts its
-#: space group ahead of the CNN's ranking (:func:`combined_ranking`). 0.25 is the usual upper
-#: end of an acceptable PDF refinement of a crystalline sample (a right structure refined
-#: against measured data typically gives Rw 0.05–0.25; well above that the model misses
-#: features of the data). Set a priori from that convention; it was NOT tuned on the measured
-#: files, which serve for validation only (docs/identify/README.md).
-GOOD_FIT_RW = 0.25
 #: Structures refined per file by default.
 DEFAULT_TOP = 10
-#: Least-squares iterations per refinement stage (screened structures start close).
-FIT_STEPS = 20
-#: Atom pairs (from the atoms of the refined cell to every atom within the fit range) a
-#: refinement may cost: pdffit2's time per iteration grows with them, so a large cell is fitted
-#: over a shorter range (:func:`fit_rmax`). At 250,000, cells up to ~20 atoms (Ni, Si, CeO2,
-#: the Pnma perovskites) keep the full 30 Å; the 76-atom Cc cell screened for mefenamic acid is
-#: fitted to 20 Å, 3.5x faster (40 s -> 12 s on a loaded 2-core machine).
-PAIR_BUDGET = 250_000
-#: The shortest fit range (Å) :func:`fit_rmax` gives: medium-range order stays in the fit.
-MIN_FIT_RMAX = 12.0
-#: Uiso (Å²) every refinement starts from: broad peaks first. From 0.005 Å², pdffit2 slid into a
-#: false minimum on Si.gr's diamond (Rw 0.24, delta2 7.1 Å², against 0.118 from 0.007 or 0.01 Å²)
-#: and stalled (Rw 0.99) or crashed on adamantine superstructures that fit from 0.01 Å².
-FIT_START_UISO = 0.01
 RADIATION_NAMES = {"xray": "xray", "x": "xray", "x-ray": "xray", "neutron": "neutron", "n": "neutron"}
-
-COLUMNS = ["file", "screen_rank", "structure_id", "formula", "space_group", "symbol", "rw_screen", "rw",
-           "a", "b", "c", "alpha", "beta", "gamma", "cnn_probability", "source", "status", "message"]
-SUMMARY_COLUMNS = ["file", "status", "radiation", "qmax", "best_structure", "best_formula", "best_space_group",
-                   "best_symbol", "best_rw", "cnn_top", "ranking", "screen_s", "total_s", "message",
-                   "composition", "composition_source"]
-
-
-@dataclass
-class IdentifyRow:
-    """One refined library structure (or, with no structure, an error row for the file)."""
-
-    file: str
-    rank: int | None = None
-    structure_id: str = ""
-    formula: str = ""
-    space_group: int | None = None
-    symbol: str = ""
-    rw_screen: float | None = None
-    rw: float | None = None
-    lattice: dict = field(default_factory=dict)
-    cnn_probability: float | None = None
-    source: str = ""
-    status: str = "ok"
-    message: str = ""
-    fit: object = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def row(self) -> list[str]:
-        num = lambda v, d: "" if v is None or not math.isfinite(v) else f"{v:.{d}f}"  # noqa: E731
-        lat = [num(self.lattice.get(k), 5) for k in ("a", "b", "c", "alpha", "beta", "gamma")]
-        return [self.file, "" if self.rank is None else str(self.rank), self.structure_id, self.formula,
-                "" if self.space_group is None else str(self.space_group), self.symbol, num(self.rw_screen, 4),
-                num(self.rw, 4), *lat, num(self.cnn_probability, 4), self.source, self.status, self.message]
-
-
-@dataclass
-class FileSummary:
-    """What one file came to: the best structure and the combined space-group ranking."""
-
-    file: str
-    status: str = "ok"
-    radiation: str = ""
-    qmax: float | None = None
-    best: IdentifyRow | None = None
-    cnn: list = field(default_factory=list)  # [(space_group, symbol, probability)], best first
-    ranking: list = field(default_factory=list)  # [(space_group, symbol, rw | None, p_cnn)], best first
-    screen_s: float = 0.0
-    total_s: float = 0.0
-    message: str = ""
-    composition: str = ""  # the formula used, normalised
-    composition_source: str = "none"  # table, option, header or none
-
-    @property
-    def answer(self) -> IdentifyRow | None:
-        """The structure the summary names as the file's answer (its ``best_*`` columns): the
-        best fit where it fits (:func:`plausible`, Rw ≤ :data:`GOOD_FIT_RW`), None when nothing
-        fits (``best`` is then only the closest refinement; the message says nothing fits)."""
-        b = self.best
-        return b if b is not None and plausible(b) and b.rw <= GOOD_FIT_RW else None
-
-    def row(self) -> list[str]:
-        b = self.answer
-        cnn = f"{self.cnn[0][0]} {self.cnn[0][1]} ({self.cnn[0][2]:.3f})" if self.cnn else ""
-        rank = "; ".join(f"{g} {s} (Rw {'-' if rw is None else format(rw, '.3f')}, p {p:.3f})" for g, s, rw, p in self.ranking[:5])
-        return [self.file, self.status, self.radiation, "" if self.qmax is None else f"{self.qmax:g}",
-                b.structure_id if b else "", b.formula if b else "", "" if b is None else str(b.space_group),
-                b.symbol if b else "", "" if b is None or b.rw is None else f"{b.rw:.4f}", cnn, rank,
-                f"{self.screen_s:.2f}", f"{self.total_s:.2f}", self.message, self.composition, self.composition_source]
-
-
-def plausible(row: IdentifyRow) -> bool:
-    """A fit whose parameters are physical: positive scale, every Uiso in 0–0.1 Å², delta2 ≥ 0,
-    a particle diameter (if refined) of at least 8 Å: what ``sgmine refine`` flags in its
-    message. A structure that fits only with a vanishing (Uiso ≫ 0.1) or negative atom is not
-    the sample's structure, however low its Rw. One rule with the refinement's own notes
-    (:func:`~sgmine_diffpy.refine.physics_notes`): plausible means none of them."""
-    from sgmine_diffpy.refine import physics_notes
-
-    fit = row.fit
-    if not row.ok or row.rw is None or not math.isfinite(row.rw) or fit is None or fit.scale is None:
-        return False
-    return not physics_notes(fit)
-
-
-def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], good_fit: float = GOOD_FIT_RW,
-                     within: str = "cnn", elements: set[str] | None = None) -> list[tuple[int, str, float | None, float]]:
-    """The final space-group ranking, best first, as ``[(space_group, symbol, rw, p_cnn)]``
-    (``rw``: the group's best plausible refined Rw, None without one; ``p_cnn``: the CNN's
-    probability, 0 for groups outside its candidates). See the module text:
-
-    1. groups with a plausible fit (:func:`plausible`) of Rw ≤ ``good_fit``, by the CNN's
-       probability, then by Rw (``within="rw"``: by Rw, then by probability);
-    2. every other group by the CNN's probability, then by its best plausible Rw (none last).
-
-    So where nothing fits, the CNN's ranking stands; a refinement moves a group ahead of it
-    only by fitting the data.
-
-    ``within="fit"`` (what identify uses when it knows the sample's composition) orders the
-    fitting groups by :func:`fit_order` instead: the best fit first, whatever its group, unless
-    another group fits about as well (:data:`TIE_RW`), where the one whose structure has the
-    sample's elements (``elements``), then the higher symmetry, then the CNN decides."""
-    if within not in ("cnn", "rw", "fit"):
-        raise ValueError(f"within must be 'cnn', 'rw' or 'fit', not {within!r}")
-    if within == "fit":
-        return fit_order(rows, cnn, good_fit=good_fit, elements=elements)
-    best: dict[int, tuple[float, str]] = {}
-    for r in rows:
-        if plausible(r) and (r.space_group not in best or r.rw < best[r.space_group][0]):
-            best[r.space_group] = (r.rw, r.symbol)
-    prob = {g: p for g, _, p in cnn}
-    symbols = {g: s for g, s, _ in cnn}
-
-    def key(g: int):
-        rw, p = best[g][0] if g in best else math.inf, prob.get(g, 0.0)
-        if rw <= good_fit:
-            return (0, -p, rw, g) if within == "cnn" else (0, rw, -p, g)
-        return (1, -p, rw, g)
-
-    return [(g, best[g][1] if g in best else symbols.get(g, ""), best[g][0] if g in best else None, prob.get(g, 0.0))
-            for g in sorted(set(best) | set(prob), key=key)]
-
-
-#: Two fits whose Rw differ by at most this count as equally good (:func:`fit_order`): a
-#: structure and its ordered superstructure or subgroup description refine to within about
-#: 0.01 of each other (Si.gr: diamond 0.084, Zn3CdSe4-type Amm2 0.077), their extra parameters
-#: buying the difference. Set from that, not tuned on the measured files.
-TIE_RW = 0.02
-
-
-def row_elements(row: IdentifyRow) -> set[str]:
-    """The elements of a row's formula (empty when it does not parse)."""
-    from sgmine.composition import CompositionError, parse_formula
-
-    try:
-        return set(parse_formula(row.formula))
-    except CompositionError:
-        return set()
-
-
-#: Distance tolerance (Å) with which a refined structure's own symmetry is found
-#: (:func:`lift_symmetry`): refined coordinates and cell lengths scatter by a few 0.01 Å.
-LIFT_SYMPREC = 0.05
-
-
-def lift_symmetry(row: IdentifyRow) -> None:
-    """Where a refined structure has higher symmetry than the group it was refined in (an
-    fcc metal refined in its I4/mmm description, a tetragonal crystal in an orthorhombic
-    subgroup whose a and b refined equal), give the row that group and say so: the
-    structure, not its description, is the answer."""
-    structure = getattr(row.fit, "structure", None)
-    if not row.ok or structure is None or row.space_group is None:
-        return
-    found = symmetry_at(structure, LIFT_SYMPREC)
-    if found is None or found[0] == row.space_group or point_group_order(found[0]) <= point_group_order(row.space_group):
-        return
-    note = f"the refined structure has {found[1]} symmetry within {LIFT_SYMPREC:g} Å (refined in {row.symbol})"
-    row.space_group, row.symbol = found
-    row.message = "; ".join(m for m in (note, row.message) if m)
-
-
-def fit_order(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], *, good_fit: float = GOOD_FIT_RW,
-              elements: set[str] | None = None) -> list[tuple[int, str, float | None, float]]:
-    """Space groups best first as ``[(space_group, symbol, rw, p_cnn)]``: the groups with a
-    plausible fit of Rw ≤ ``good_fit`` in order of fit, then the rest by the CNN's probability.
-
-    With the sample's ``elements``, the groups whose fitting structure is made of exactly those
-    elements come first (a structure of the sample's chemistry that fits is the answer; other
-    chemistry fits only when none of it does: a second phase, a wrong composition), then the
-    other fitting groups. Within each part, the candidates for the next place are the groups
-    whose best Rw is within :data:`TIE_RW` of the best remaining one; of them the one of higher
-    symmetry (:func:`point_group_order`: fcc over its I4/mmm description, diamond over its
-    ordered Amm2 superstructure) comes first, then the CNN's more probable, then the lower Rw."""
-    prob = {g: p for g, _, p in cnn}
-    symbols = {g: s for g, s, _ in cnn}
-
-    def best_rows(keep) -> dict[int, IdentifyRow]:
-        found: dict[int, IdentifyRow] = {}
-        for r in rows:
-            if plausible(r) and keep(r) and (r.space_group not in found or r.rw < found[r.space_group].rw):
-                found[r.space_group] = r
-        return found
-
-    def ordered(best: dict[int, IdentifyRow], groups: set[int]) -> list[int]:
-        order: list[int] = []
-        groups = set(groups)
-        while groups:
-            lowest = min(best[g].rw for g in groups)
-            tied = [g for g in groups if best[g].rw <= lowest + TIE_RW]
-            pick = min(tied, key=lambda g: (-point_group_order(g), -prob.get(g, 0.0), best[g].rw, g))
-            order.append(pick)
-            groups.discard(pick)
-        return order
-
-    best = best_rows(lambda r: True)
-    chemistry = best_rows(lambda r: row_elements(r) == set(elements)) if elements else {}
-    chem_fitting = {g for g, r in chemistry.items() if r.rw <= good_fit}
-    order = ordered(chemistry, chem_fitting)
-    order += ordered(best, {g for g, r in best.items() if r.rw <= good_fit} - chem_fitting)
-    rest = sorted((set(best) | set(prob)) - set(order),
-                  key=lambda g: (-prob.get(g, 0.0), best[g].rw if g in best else math.inf, g))
-    shown = {g: (chemistry[g] if g in chem_fitting else best[g]) for g in best}
-    return [(g, shown[g].symbol if g in shown else symbols.get(g, ""), shown[g].rw if g in shown else None,
-             prob.get(g, 0.0)) for g in order + rest]
 
 
 class ScreeningLibrary:
@@ -470,7 +248,7 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     file) and ``compositions`` (a table: file name → formula, :func:`sgmine.composition.read_composition_table`)
     give the sample's composition; with one, candidates made from the chemistry
     (:mod:`sgmine_diffpy.chemistry`) are screened and refined too, and the ranking follows the
-    fit (:func:`fit_order`). ``workers``: refinements run at once (default: one per CPU core;
+    fit (:func:`~sgmine_diffpy.ranking.fit_order`). ``workers``: refinements run at once (default: one per CPU core;
     fewer where several files are identified in parallel, :mod:`sgmine_diffpy.batch`)."""
     from sgmine.composition import CompositionError
     from sgmine.gr import ReadError, read_gr
@@ -519,13 +297,13 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
             chem_library, chem_result, _ = found
             chemistry_picks = [(chem_library, i, chem_result, True)
                                for i in _choose_chemistry(chem_library, chem_result, CHEMISTRY_TOP)]
-            rows = _refine_all(path, chemistry_picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
+            rows = refine_all(path, chemistry_picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
                                first_rank=len(rows) + 1)
     if not any(_fits_chemistry(r, majority) for r in rows):
         # the library's best-screened, unless a structure of the sample's chemistry already fits:
-        # it then leads the ranking whatever else fits (:func:`fit_order`)
+        # it then leads the ranking whatever else fits (:func:`~sgmine_diffpy.ranking.fit_order`)
         chosen = _choose(library, result, max(top - len(chemistry_picks), CNN_GROUPS), elements, summary.cnn)
-        rows += _refine_all(path, [(library.structures, i, result, False) for i in chosen], curve, summary.cnn,
+        rows += refine_all(path, [(library.structures, i, result, False) for i in chosen], curve, summary.cnn,
                             q, d, rmin, rmax, say, workers=workers, first_rank=len(rows) + 1)
     elif say:
         say(f"sgmine identify: {path}: a structure of the sample's chemistry fits; the library's are not refined")
@@ -533,7 +311,7 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
         lift_symmetry(row)
     more = _supergroup_picks(rows, majority)
     if more:
-        lifted = _refine_all(path, more, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
+        lifted = refine_all(path, more, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
                              first_rank=len(rows) + 1)
         for row in lifted:
             lift_symmetry(row)
@@ -697,136 +475,6 @@ def _choose(library: ScreeningLibrary, result, top: int, elements: set[str] | No
     return sorted(chosen, key=lambda i: result.rw[i])
 
 
-def _refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, workers: int | None = None,
-                first_rank: int = 1) -> list[IdentifyRow]:
-    """Refine the picked structures ``(library, index, screen result, positions)``, ``workers``
-    at a time (default: one per CPU core; one pdffit2 fit per process: :func:`_isolated`), on
-    the screening grid (:func:`fit_grid`); with ``positions``, the free atom coordinates too
-    (candidates made from the chemistry carry their template's positions)."""
-    prob = {g: p for g, _, p in cnn}
-    fit_curve = fit_grid(curve)
-    tasks = []
-    for rank, (lib, i, result, positions) in enumerate(picks, start=first_rank):
-        row = IdentifyRow(path, rank, str(lib.ids[i]), str(lib.formulas[i]), int(lib.space_groups[i]), str(lib.symbols[i]),
-                          float(result.rw[i]), cnn_probability=prob.get(int(lib.space_groups[i]), 0.0), source=str(lib.sources[i]))
-        diameter = None if result.diameter is None or math.isinf(result.diameter[i]) else float(result.diameter[i])
-        tasks.append((row, lib.structure(i), float(result.stretch[i]), fit_curve, q, d, rmin, rmax, diameter, positions))
-    rows = []
-    for row, seconds in _isolated(tasks, max(1, min(len(tasks), workers or os.cpu_count() or 1))):
-        if say:
-            outcome = f"Rw {row.rw:.4f}" if row.ok else f"failed: {row.message}"
-            say(f"sgmine identify: {path} × {row.structure_id} {row.formula} ({row.symbol}, screen Rw {row.rw_screen:.3f}): "
-                f"{outcome} ({seconds:.1f} s)")
-        rows.append(row)
-    return rows
-
-
-#: ADPs of a candidate made from the chemistry or symmetrised (a template of the sample, with
-#: its coordinates refined): one Uiso per element (``refine.fit_candidate``'s ``adp_per``).
-TEMPLATE_ADP = "element"
-
-
-#: Seconds a refinement may take before it is stopped (its row then says so).
-FIT_TIMEOUT = 600.0
-
-
-def _isolated(tasks: list, workers: int):
-    """``(row, seconds)`` of each task (:func:`_refine_task`) in the tasks' order, each run in a
-    process of its own, ``workers`` at a time: pdffit2 crashes on some structures (a segfault
-    in its C++ core, seen on a screened candidate of Si.gr), which then costs that row (status
-    error, the signal in its message), not the batch; a fit past :data:`FIT_TIMEOUT` is stopped."""
-    import multiprocessing
-    import sys
-    from multiprocessing.connection import wait
-
-    context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
-    waiting = list(enumerate(tasks))
-    running: dict = {}
-    done: dict = {}
-    emitted = 0
-    while waiting or running:
-        while waiting and len(running) < workers:
-            index, task = waiting.pop(0)
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_refine_child, args=(send, task), daemon=True)
-            process.start()
-            send.close()
-            running[index] = (process, receive, time.perf_counter())
-        ready = wait([conn for _, conn, _ in running.values()], timeout=1.0)
-        for index, (process, conn, started) in list(running.items()):
-            seconds = time.perf_counter() - started
-            if conn in ready:
-                try:
-                    done[index] = conn.recv()
-                except (EOFError, OSError):
-                    process.join(5)
-                    code = process.exitcode
-                    row = tasks[index][0]
-                    row.status = "error"
-                    row.message = (f"refinement crashed (pdffit2 killed by signal {-code})" if code is not None and code < 0
-                                   else f"refinement process ended without a result (exit status {code})")
-                    done[index] = (row, seconds)
-            elif seconds > FIT_TIMEOUT:
-                process.kill()
-                row = tasks[index][0]
-                row.status, row.message = "error", f"refinement stopped after {FIT_TIMEOUT:g} s"
-                done[index] = (row, seconds)
-            else:
-                continue
-            conn.close()
-            process.join(5)
-            del running[index]
-        while emitted in done:
-            yield done.pop(emitted)
-            emitted += 1
-
-
-def _refine_child(conn, task) -> None:
-    try:
-        conn.send(_refine_task(task))
-    finally:
-        conn.close()
-
-
-#: The refinement's r step (Å) at most: the screen's. Ni.gr's 0.01 Å points fitted on 0.05 Å give
-#: the same Rw to 1e-4 in a fifth of the time (peaks are ≥ 0.1 Å wide; Nyquist at Qmax 30 is 0.1 Å).
-FIT_STEP = 0.05
-
-
-def fit_grid(curve):
-    """``curve`` resampled to :data:`FIT_STEP` where its points are closer (else itself)."""
-    from sgmine.gr import Curve
-    from sgmine_diffpy.screen import step_grid
-
-    r, g = np.asarray(curve.r, float), np.asarray(curve.g, float)
-    if len(r) < 2 or np.median(np.diff(r)) >= FIT_STEP * 0.999:
-        return curve
-    grid = step_grid(float(r.min()), float(r.max()), FIT_STEP)
-    return Curve(r=grid, g=np.interp(grid, r, g), metadata=dict(curve.metadata), source=curve.source,
-                 header_lines=tuple(getattr(curve, "header_lines", ()) or ()))
-
-
-def _refine_task(task):
-    row, structure, stretch, curve, q, d, rmin, rmax, diameter, positions = task
-    t = time.perf_counter()
-    _refine(row, structure, stretch, curve, q, d, rmin, rmax, diameter, positions=positions)
-    return row, time.perf_counter() - t
-
-
-def best_structure(rows: list[IdentifyRow], ranking, elements: set[str] | None = None) -> IdentifyRow | None:
-    """The answer: the best plausible fit in the top group of the combined ranking (made of the
-    sample's ``elements`` where one such fits), else the best plausible fit, else the best fit
-    at all (see :data:`GOOD_FIT_RW` for whether it fits)."""
-    fitted = [r for r in rows if r.ok and r.rw is not None and math.isfinite(r.rw)]
-    top = [r for r in fitted if ranking and r.space_group == ranking[0][0] and plausible(r)]
-    own = [r for r in top if elements and row_elements(r) == set(elements) and r.rw <= GOOD_FIT_RW]
-    for pick in (own, top,
-                 [r for r in fitted if plausible(r)], fitted):
-        if pick:
-            return min(pick, key=lambda r: r.rw)
-    return None
-
-
 def _cnn(path: str, model) -> tuple[list, str]:
     from sgmine.scan import predict
 
@@ -839,50 +487,6 @@ def _cnn(path: str, model) -> tuple[list, str]:
     return [(c.space_group, c.symbol, float(c.probability)) for c in p.candidates], ""
 
 
-def fit_rmax(n_atoms: int, volume: float, rmax: float) -> float:
-    """The end of the fit range for a cell of ``n_atoms`` atoms and ``volume`` Å³: ``rmax``, or
-    shorter where the cell's atom pairs within it, n² (4/3)π r³ / V, exceed :data:`PAIR_BUDGET`
-    (never below :data:`MIN_FIT_RMAX`, nor above ``rmax``)."""
-    if n_atoms < 1 or not volume > 0:
-        return rmax
-    budget = (PAIR_BUDGET * volume / (n_atoms ** 2 * 4.0 / 3.0 * math.pi)) ** (1.0 / 3.0)
-    return float(min(rmax, max(MIN_FIT_RMAX, budget)))
-
-
-def _refine(row: IdentifyRow, structure, stretch: float, curve, qmax, qdamp, rmin, rmax, diameter=None, *,
-            positions: bool = False) -> None:
-    from sgmine_diffpy import refine
-    from sgmine_diffpy.candidates import CandidateModel, space_group_parameters
-    from sgmine_diffpy.library import standardise
-
-    try:
-        for atom in structure:
-            atom.Uisoequiv = FIT_START_UISO
-        lat = structure.lattice
-        structure.lattice.setLatPar(lat.a * stretch, lat.b * stretch, lat.c * stretch)
-        entry = standardise(structure, row.structure_id)
-        phase, sgpars = space_group_parameters(entry)
-    except Exception as exc:  # LibraryError, spglib's and srfit's errors: this structure only
-        row.status, row.message = "error", f"cannot set up the refinement: {type(exc).__name__}: {exc}"
-        return
-    candidate = CandidateModel(row.file, row.rank, entry.space_group, entry.symbol, row.cnn_probability or 0.0, entry, phase, sgpars)
-    end = fit_rmax(len(candidate.structure), candidate.structure.lattice.volume, rmax)
-    try:
-        result = refine.fit_candidate(candidate, curve, qmax=qmax, qdamp=qdamp, rmin=rmin, rmax=end, max_steps=FIT_STEPS,
-                                      spdiameter=diameter, refine_positions=positions,
-                                      early_positions=positions, adp_per=TEMPLATE_ADP if positions else "site")
-    except Exception as exc:  # fit_candidate reports pdffit2's failures itself; anything else costs this row only
-        row.status, row.message = "error", f"refinement failed: {type(exc).__name__}: {exc}"
-        return
-    row.fit = result
-    row.status, row.message = result.status, result.message
-    if end < rmax:
-        row.message = "; ".join(m for m in (f"fitted to {end:.1f} Å ({len(candidate.structure)} atoms in the cell)", row.message) if m)
-    if result.spdiameter is not None:
-        row.message = "; ".join(m for m in (f"particle diameter {result.spdiameter:.1f} Å (from {diameter:g})", row.message) if m)
-    row.rw, row.lattice = result.rw, dict(result.lattice)
-
-
 def _failed(summary: FileSummary, message: str, start: float):
     """The error row and summary of a file that could not be identified; ``message`` loses a
     leading file name (the row's file column and the stderr line name the file once)."""
@@ -891,14 +495,6 @@ def _failed(summary: FileSummary, message: str, start: float):
     summary.status, summary.message = "error", message
     summary.total_s = time.perf_counter() - start
     return [IdentifyRow(summary.file, status="error", message=message)], summary
-
-
-def to_csv(rows, columns) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(r.row() for r in rows)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- command

@@ -453,7 +453,7 @@ def physics_notes(result: FitResult) -> list[str]:
     (:data:`MAX_UISO`) Uiso, a scale ≤ 0, a negative delta2, a particle diameter below
     :data:`MIN_DIAMETER`, a parameter that is not a number, a Rw that is not finite. The
     refinement's message carries these notes; ``sgmine identify`` counts a fit as plausible only
-    when there are none (:func:`sgmine_diffpy.identify.plausible`)."""
+    when there are none (:func:`sgmine_diffpy.rows.plausible`)."""
     notes = [f"negative Uiso at {label} (unphysical)" for label, u in result.uiso.items() if u < 0]
     notes += [f"Uiso {u:.3f} Å² at {label} (> {MAX_UISO:g}, unphysical)" for label, u in result.uiso.items() if u > MAX_UISO]
     named = [("scale", result.scale), ("delta2", result.delta2), ("particle diameter", result.spdiameter),

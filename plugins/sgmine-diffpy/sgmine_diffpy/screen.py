@@ -237,7 +237,7 @@ def estimate_qmax(r: np.ndarray, g: np.ndarray, level: float = QMAX_LEVEL) -> fl
 
 def step_grid(lo: float, hi: float, step: float = SCREEN_STEP) -> np.ndarray:
     """The multiples of ``step`` from ``lo`` to ``hi`` (both inclusive when on the grid), rounded
-    to 1e-9 Å: the screening grid, and the refinement's (:func:`sgmine_diffpy.identify.fit_grid`)."""
+    to 1e-9 Å: the screening grid, and the refinement's (:func:`sgmine_diffpy.refinements.fit_grid`)."""
     k = np.arange(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1)
     return np.round(k * step, 9)
 

@@ -7,7 +7,7 @@ candidate refined to Rw 0.20, a decorated Pna2_1 one to 0.17, and the Pna2_1 res
 Pnma within 0.1 Å refines in Pnma to 0.17 again). So where a refined structure is within a
 few tenths of an Ångström of a higher symmetry (:data:`TOLERANCES`), that symmetric structure
 is proposed and refined in its own group; the data decide between them (the ranking's tie rule,
-:data:`sgmine_diffpy.identify.TIE_RW`), not the tolerance.
+:data:`sgmine_diffpy.ranking.TIE_RW`), not the tolerance.
 """
 
 from __future__ import annotations
