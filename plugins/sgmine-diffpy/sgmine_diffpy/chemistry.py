@@ -412,12 +412,14 @@ def _templates(library: StructureLibrary, sample: list[tuple[str, int]]):
 
 
 def chemistry_candidates(library: StructureLibrary, composition: Composition, *, max_types: int = 30,
-                         max_system: int = 12) -> list[ChemistryCandidate]:
+                         max_system: int = 12, max_candidates: int = 80) -> list[ChemistryCandidate]:
     """Candidate cells for a sample of ``composition`` (see the module text): the chemical
     system's compounds (at most ``max_system``, the sample's stoichiometry first), then the
     structure types of the library decorated with the sample's elements (the ``max_types`` with
     the highest prior, :func:`_templates`, each with its site assignments), one-element types
-    for an element. Duplicates (the same cell from two templates) are dropped."""
+    for an element. Duplicates (the same cell from two templates) are dropped, and of the rest
+    the ``max_candidates`` of highest prior are kept: the screen's time grows with them, and a
+    formula of five elements decorates a few types in up to 180 ways (CH6NPbI3)."""
     groups = site_groups(composition)
     majority = [g.majority for g in groups]
     ints, _ = integer_amounts([g.amount for g in groups])
@@ -435,7 +437,7 @@ def chemistry_candidates(library: StructureLibrary, composition: Composition, *,
                 continue
             out.append(ChemistryCandidate(cell, "element" if len(sample) == 1 else "decorated", str(library.ids[i]),
                                           prior - 0.1 * k))
-    return _unique(out)
+    return _unique(out)[:max_candidates]
 
 
 def _system(library: StructureLibrary, elements: list[str], ints, limit: int) -> list[ChemistryCandidate]:
