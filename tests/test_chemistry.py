@@ -101,6 +101,9 @@ def test_the_chemical_systems_compounds_come_first():
     library = StructureLibrary.from_cells([rock_salt(), rock_salt("NaCl-rs", 5.64, "Na", "Cl")])
     found = C.chemistry_candidates(library, Composition.parse("NaCl"))
     assert found[0].origin == "system" and found[0].cell.structure_id == "NaCl-rs"
+    assert len(found) > 1 and found[1].origin == "decorated"  # MgO's rock salt as NaCl
+    capped = C.chemistry_candidates(library, Composition.parse("NaCl"), max_candidates=1)
+    assert [c.cell.structure_id for c in capped] == ["NaCl-rs"]  # the budget keeps the highest prior
 
 
 def test_an_element_is_proposed_in_one_element_types_only():
