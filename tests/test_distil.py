@@ -101,7 +101,8 @@ def _divergence(teacher: np.ndarray, student: np.ndarray) -> float:
 def test_a_distilled_student_moves_towards_its_teacher(tf, simulated, tmp_path, monkeypatch):
     """Two students from the same start on the same rows: the one taught by the teacher (weight 1)
     ends closer to it than the one taught by the labels alone, history.json names the teacher, and
-    a teacher of other classes is refused before anything is written."""
+    a teacher of other classes (or, with a teacher, an --init-from run of another split) is refused
+    before anything is written."""
     import onnx
 
     from sgmine.model import ModelInfo, attach_metadata
@@ -148,5 +149,7 @@ def test_a_distilled_student_moves_towards_its_teacher(tf, simulated, tmp_path, 
     with pytest.raises(ValueError, match="its classes are"):
         fit(data, tmp_path / "refused", FitConfig(teacher=str(other), **base))
     assert not (tmp_path / "refused").exists()
+    with pytest.raises(ValueError, match="its split of this dataset differs"):  # --init-from RUN is still checked
+        fit(data, tmp_path / "split", FitConfig(teacher=str(teacher), init_from=str(plain.run_dir), seed=5, **base))
     with pytest.raises(ValueError, match="exported .onnx file"):
         FitConfig(teacher=str(tmp_path / "run"), **base)

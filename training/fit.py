@@ -467,6 +467,9 @@ def fit(
     ``model.keras`` then shows only the class outputs (:func:`in_class_view`). ``more`` (a
     dataset of the same classes, e.g. more variants of the same structures) adds training rows
     whose structures are not held out (:func:`more_rows`); validation and test are unchanged.
+    ``config.teacher`` (an exported ``.onnx`` file) mixes into every training row's target the
+    mean of its members' probabilities on that curve, at ``config.teacher_weight``
+    (:mod:`training.distil`); validation rows keep their labels.
 
     The steps: the split (new, or the interrupted run's, :func:`_start_run`), the training
     arrays (:func:`_training_rows`), the model (new, or the last checkpoint, :func:`_model`),
@@ -558,12 +561,12 @@ def _start_run(run: RunDir, data: Dataset, config: FitConfig, resume: bool) -> t
             from training.onnx_keras import check_warm_start
 
             check_warm_start(config.init_from, data, member=config.init_member)
+        elif config.init_from is not None:
+            check_init_from(RunDir(config.init_from), data, config, split)
         if config.teacher is not None:
             from training.distil import check_teacher
 
             check_teacher(config.teacher, data)
-        elif config.init_from is not None:
-            check_init_from(RunDir(config.init_from), data, config, split)
         run.path.mkdir(parents=True, exist_ok=True)
         run.save_split(split, len(data))
         for stale in ("state.json", "last.keras", "best.weights.h5"):
