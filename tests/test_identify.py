@@ -450,6 +450,35 @@ def test_a_crashing_refinement_is_a_row(tmp_path, monkeypatch):
     assert rows["Ni"]["status"] == "ok" and float(rows["Ni"]["rw"]) < 0.15
 
 
+def test_a_stuck_refinement_is_stopped_and_is_a_row(tmp_path, monkeypatch):
+    """A refinement past the time budget (:data:`refinements.FIT_TIMEOUT`) is stopped: its row
+    says so, the other refinements and the file's answer stand."""
+    import time as _time
+
+    import sgmine_diffpy.refine as refine
+    import sgmine_diffpy.refinements as refinements
+
+    real = refine.fit_candidate
+
+    def stuck(candidate, curve, **options):
+        if candidate.cif != "Ni":
+            _time.sleep(30)
+        return real(candidate, curve, **options)
+
+    monkeypatch.setattr(refine, "fit_candidate", stuck)
+    monkeypatch.setattr(refinements, "FIT_TIMEOUT", 2.0)
+    out = tmp_path / "ni.csv"
+    started = _time.perf_counter()
+    result = runner.invoke(app, ["identify", str(_ni_without_composition(tmp_path)), "--library", str(CIFS), "--top", "2",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert _time.perf_counter() - started < 25  # not the 30 s of the stuck fit
+    rows = {r["structure_id"]: r for r in csv.DictReader(out.open())}
+    stopped = [r for name, r in rows.items() if name != "Ni"]
+    assert stopped and all(r["status"] == "error" and "refinement stopped after 2 s" in r["message"] for r in stopped)
+    assert rows["Ni"]["status"] == "ok" and float(rows["Ni"]["rw"]) < 0.15
+
+
 def test_the_cnns_likely_groups_get_a_refined_structure(small):
     """The best-screened structure of each group the CNN finds likely is refined even when
     other structures screen better (the combined ranking can only credit a refined group)."""
