@@ -15,7 +15,8 @@ For each file:
    structures with at most that many elements.
    With the sample's composition, candidates made from its chemistry
    (:mod:`sgmine_diffpy.chemistry`) are screened and the best :data:`CHEMISTRY_TOP` refined
-   first; the library's are refined only when none of those fits (:func:`_fits_chemistry`).
+   first; the library's queue behind them and are dropped once one of those fits
+   (:func:`_fits_chemistry`).
    The two best fitting structures' versions of higher symmetry (within 0.1–0.3 Å,
    :mod:`sgmine_diffpy.supergroups`) are refined after them (:func:`_supergroup_picks`).
 4. **Refine** them with pdffit2 as ``sgmine refine`` does (scale, the lattice parameters the group
@@ -287,7 +288,6 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
     if rad == "neutron" and "radiation" not in {k.lower() for k in curve.metadata}:
         curve.metadata["radiation"] = "neutron"  # the refinement reads the radiation from the header
     majority = _majority_elements(comp) if comp is not None else None
-    rows: list[IdentifyRow] = []
     chemistry_picks: list[tuple] = []
     if comp is not None:
         t0 = time.perf_counter()
@@ -297,16 +297,17 @@ def identify_file(path: str, library: ScreeningLibrary, *, top: int = DEFAULT_TO
             chem_library, chem_result, _ = found
             chemistry_picks = [(chem_library, i, chem_result, True)
                                for i in _choose_chemistry(chem_library, chem_result, CHEMISTRY_TOP)]
-            rows = refine_all(path, chemistry_picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
-                               first_rank=len(rows) + 1)
-    if not any(_fits_chemistry(r, majority) for r in rows):
-        # the library's best-screened, unless a structure of the sample's chemistry already fits:
-        # it then leads the ranking whatever else fits (:func:`~sgmine_diffpy.ranking.fit_order`)
-        chosen = _choose(library, result, max(top - len(chemistry_picks), CNN_GROUPS), elements, summary.cnn)
-        rows += refine_all(path, [(library.structures, i, result, False) for i in chosen], curve, summary.cnn,
-                            q, d, rmin, rmax, say, workers=workers, first_rank=len(rows) + 1)
-    elif say:
-        say(f"sgmine identify: {path}: a structure of the sample's chemistry fits; the library's are not refined")
+    chosen = _choose(library, result, max(top - len(chemistry_picks), CNN_GROUPS), elements, summary.cnn)
+    library_picks = [(library.structures, i, result, False) for i in chosen]
+    # the chemistry's candidates first; the library's are dropped (not started, or stopped) once
+    # one of the chemistry's fits: it then leads the ranking whatever else fits
+    # (:func:`~sgmine_diffpy.ranking.fit_order`). One queue, so no core waits between the two.
+    rows = refine_all(path, chemistry_picks + library_picks, curve, summary.cnn, q, d, rmin, rmax, say, workers=workers,
+                      optional_from=len(chemistry_picks) if chemistry_picks else None,
+                      enough=lambda row: _fits_chemistry(row, majority))
+    if say and len(rows) < len(chemistry_picks) + len(library_picks):
+        say(f"sgmine identify: {path}: a structure of the sample's chemistry fits; "
+            f"{len(chemistry_picks) + len(library_picks) - len(rows)} of the library's were not refined")
     for row in rows:
         lift_symmetry(row)
     more = _supergroup_picks(rows, majority)

@@ -36,11 +36,15 @@ FIT_START_UISO = 0.01
 
 
 def refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, workers: int | None = None,
-                first_rank: int = 1) -> list[IdentifyRow]:
+               first_rank: int = 1, optional_from: int | None = None, enough=None) -> list[IdentifyRow]:
     """Refine the picked structures ``(library, index, screen result, positions)``, ``workers``
     at a time (default: one per CPU core; one pdffit2 fit per process: :func:`_isolated`), on
     the screening grid (:func:`fit_grid`); with ``positions``, the free atom coordinates too
-    (candidates made from the chemistry carry their template's positions)."""
+    (candidates made from the chemistry carry their template's positions).
+
+    The picks from ``optional_from`` on are optional: once a row of the picks before it
+    satisfies ``enough(row)``, those not started are dropped and those running are stopped;
+    neither gives a row."""
     prob = {g: p for g, _, p in cnn}
     fit_curve = fit_grid(curve)
     tasks = []
@@ -50,7 +54,10 @@ def refine_all(path, picks: list[tuple], curve, cnn, q, d, rmin, rmax, say, *, w
         diameter = None if result.diameter is None or math.isinf(result.diameter[i]) else float(result.diameter[i])
         tasks.append((row, lib.structure(i), float(result.stretch[i]), fit_curve, q, d, rmin, rmax, diameter, positions))
     rows = []
-    for row, seconds in _isolated(tasks, max(1, min(len(tasks), workers or os.cpu_count() or 1))):
+    if not tasks:
+        return rows
+    for row, seconds in _isolated(tasks, max(1, min(len(tasks), workers or os.cpu_count() or 1)),
+                                  optional_from=optional_from, enough=enough):
         if say:
             outcome = f"Rw {row.rw:.4f}" if row.ok else f"failed: {row.message}"
             say(f"sgmine identify: {path} × {row.structure_id} {row.formula} ({row.symbol}, screen Rw {row.rw_screen:.3f}): "
@@ -71,11 +78,13 @@ TEMPLATE_ADP = "element"
 FIT_TIMEOUT = 180.0
 
 
-def _isolated(tasks: list, workers: int):
+def _isolated(tasks: list, workers: int, *, optional_from: int | None = None, enough=None):
     """``(row, seconds)`` of each task (:func:`_refine_task`) in the tasks' order, each run in a
     process of its own, ``workers`` at a time: pdffit2 crashes on some structures (a segfault
     in its C++ core, seen on a screened candidate of Si.gr), which then costs that row (status
-    error, the signal in its message), not the batch; a fit past :data:`FIT_TIMEOUT` is stopped."""
+    error, the signal in its message), not the batch; a fit past :data:`FIT_TIMEOUT` is stopped.
+    Tasks from ``optional_from`` on are dropped (killed where running; finished or not, no row)
+    once a task before them gives a row for which ``enough(row)`` is true (:func:`refine_all`)."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -116,6 +125,17 @@ def _isolated(tasks: list, workers: int):
             conn.close()
             process.join(5)
             del running[index]
+        if optional_from is not None and enough is not None and any(
+                index < optional_from and enough(result[0]) for index, result in done.items()):
+            waiting = [(index, task) for index, task in waiting if index < optional_from]
+            for index in [i for i in running if i >= optional_from]:
+                process, conn, _ = running.pop(index)
+                process.kill()
+                process.join(5)
+                conn.close()
+            for index in [i for i in done if i >= optional_from]:
+                del done[index]  # finished already: dropped all the same, so the rows never depend on timing
+            optional_from = None
         while emitted in done:
             yield done.pop(emitted)
             emitted += 1
