@@ -55,7 +55,7 @@ from typing import Optional
 import numpy as np
 
 from sgmine.composition import SOURCES as COMPOSITION_SOURCES
-from sgmine_diffpy.ranking import best_structure, combined_ranking, lift_symmetry, row_elements
+from sgmine_diffpy.ranking import best_by_group, best_structure, combined_ranking, lift_symmetry, row_elements
 from sgmine_diffpy.refinements import refine_all
 from sgmine_diffpy.rows import COLUMNS, GOOD_FIT_RW, SUMMARY_COLUMNS, FileSummary, IdentifyRow, plausible, to_csv
 from sgmine_diffpy.structlib import (
@@ -389,12 +389,8 @@ def _supergroup_picks(rows: list[IdentifyRow], majority: set[str] | None) -> lis
     from sgmine_diffpy.screen import ScreenResult
     from sgmine_diffpy.supergroups import higher_symmetry_cells
 
-    best: dict[int, IdentifyRow] = {}
-    for r in rows:
-        if (plausible(r) and r.rw <= GOOD_FIT_RW and (majority is None or row_elements(r) == majority)
-                and getattr(r.fit, "structure", None) is not None
-                and (r.space_group not in best or r.rw < best[r.space_group].rw)):
-            best[r.space_group] = r
+    best = best_by_group(rows, lambda r: (r.rw <= GOOD_FIT_RW and (majority is None or row_elements(r) == majority)
+                                          and getattr(r.fit, "structure", None) is not None))
     cells, diameters = [], []
     for r in sorted(best.values(), key=lambda r: r.rw)[:SUPERGROUP_ROWS]:
         for cell, _ in higher_symmetry_cells(r.fit.structure, r.space_group, structure_id=r.structure_id):

@@ -32,10 +32,7 @@ def combined_ranking(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]],
         raise ValueError(f"within must be 'cnn', 'rw' or 'fit', not {within!r}")
     if within == "fit":
         return fit_order(rows, cnn, good_fit=good_fit, elements=elements)
-    best: dict[int, tuple[float, str]] = {}
-    for r in rows:
-        if plausible(r) and (r.space_group not in best or r.rw < best[r.space_group][0]):
-            best[r.space_group] = (r.rw, r.symbol)
+    best = {g: (r.rw, r.symbol) for g, r in best_by_group(rows).items()}
     prob = {g: p for g, _, p in cnn}
     symbols = {g: s for g, s, _ in cnn}
 
@@ -87,6 +84,16 @@ def lift_symmetry(row: IdentifyRow) -> None:
     row.message = "; ".join(m for m in (note, row.message) if m)
 
 
+def best_by_group(rows: list[IdentifyRow], keep=None) -> dict[int, IdentifyRow]:
+    """The plausible row (:func:`plausible`) of lowest Rw in each space group, of the rows for
+    which ``keep(row)`` is true (all where None)."""
+    found: dict[int, IdentifyRow] = {}
+    for r in rows:
+        if plausible(r) and (keep is None or keep(r)) and (r.space_group not in found or r.rw < found[r.space_group].rw):
+            found[r.space_group] = r
+    return found
+
+
 def fit_order(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], *, good_fit: float = GOOD_FIT_RW,
               elements: set[str] | None = None) -> list[tuple[int, str, float | None, float]]:
     """Space groups best first as ``[(space_group, symbol, rw, p_cnn)]``: the groups with a
@@ -102,13 +109,6 @@ def fit_order(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], *, goo
     prob = {g: p for g, _, p in cnn}
     symbols = {g: s for g, s, _ in cnn}
 
-    def best_rows(keep) -> dict[int, IdentifyRow]:
-        found: dict[int, IdentifyRow] = {}
-        for r in rows:
-            if plausible(r) and keep(r) and (r.space_group not in found or r.rw < found[r.space_group].rw):
-                found[r.space_group] = r
-        return found
-
     def ordered(best: dict[int, IdentifyRow], groups: set[int]) -> list[int]:
         order: list[int] = []
         groups = set(groups)
@@ -120,8 +120,8 @@ def fit_order(rows: list[IdentifyRow], cnn: list[tuple[int, str, float]], *, goo
             groups.discard(pick)
         return order
 
-    best = best_rows(lambda r: True)
-    chemistry = best_rows(lambda r: row_elements(r) == set(elements)) if elements else {}
+    best = best_by_group(rows)
+    chemistry = best_by_group(rows, lambda r: row_elements(r) == set(elements)) if elements else {}
     chem_fitting = {g for g, r in chemistry.items() if r.rw <= good_fit}
     order = ordered(chemistry, chem_fitting)
     order += ordered(best, {g for g, r in best.items() if r.rw <= good_fit} - chem_fitting)

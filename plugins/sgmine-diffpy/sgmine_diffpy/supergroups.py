@@ -40,8 +40,13 @@ def point_group_order(space_group: int) -> int:
 
 
 def _cell_arrays(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.asarray(structure.lattice.base, float), np.asarray(structure.xyz, float) % 1.0,
-            np.array([atomic_number(a.element) for a in structure]))
+    """The spglib cell of an ordered diffpy Structure (:func:`sgmine.sites.merged_sites`), its
+    types given as atomic numbers, so that a standardised cell names its elements."""
+    from sgmine.sites import merged_sites
+
+    lattice, xyz, types, members = merged_sites(structure)
+    number = {int(t): atomic_number(structure[m[0]].element) for t, m in zip(types, members)}
+    return lattice, xyz, np.array([number[int(t)] for t in types])
 
 
 def symmetry_at(structure, symprec: float) -> tuple[int, str] | None:
