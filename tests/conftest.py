@@ -49,6 +49,16 @@ def template_model(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def curves(data_dir) -> np.ndarray:
+    """The measured examples on the model grid, as the network reads them: (3, 209, 1)."""
+    rows = []
+    for name in ("Ni.gr", "Si.gr", "CdSe-nanoparticle.gr"):
+        curve = read_gr(data_dir / name)
+        rows.append(resample(curve.r, curve.g, Grid()).values)
+    return np.asarray(rows, np.float32)[:, :, None]
+
+
 def _rg(path: Path):
     curve = read_gr(path)
     return curve.r, curve.g

@@ -8,20 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from sgmine.gr import read_gr
-from sgmine.grid import Grid, resample
-
 GROUPS = (225, 227, 194, 62)
-
-
-@pytest.fixture(scope="module")
-def curves(data_dir) -> np.ndarray:
-    """The measured examples on the model grid, as the network reads them: (3, 209, 1)."""
-    rows = []
-    for name in ("Ni.gr", "Si.gr", "CdSe-nanoparticle.gr"):
-        curve = read_gr(data_dir / name)
-        rows.append(resample(curve.r, curve.g, Grid()).values)
-    return np.asarray(rows, np.float32)[:, :, None]
 
 
 def tiny_member(seed: int, outputs: int = 3, sharpness: float = 1.0):

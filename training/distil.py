@@ -27,20 +27,12 @@ from typing import Any
 import numpy as np
 
 from sgmine.files import atomic_save
+from training.cache import file_digest
 
 #: Share of the teacher's probabilities in each training target (the rest is the one-hot label).
 TEACHER_WEIGHT = 0.5
 #: Curves scored by onnxruntime at a time (bounds memory: 9 members of the shipped file).
 BATCH = 2048
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of the file at ``path`` (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def curves_sha256(x: np.ndarray) -> str:
@@ -106,7 +98,7 @@ def cache_file(path: str | Path, x: np.ndarray) -> Path:
     """Where :func:`soft_targets` keeps the teacher ``path``'s probabilities on the curves ``x``."""
     from sgmine.cache import cache_root
 
-    return cache_root() / "teacher" / f"{file_sha256(path)[:16]}-{curves_sha256(x)[:16]}.npy"
+    return cache_root() / "teacher" / f"{file_digest(path)[:16]}-{curves_sha256(x)[:16]}.npy"
 
 
 def soft_targets(path: str | Path, x: np.ndarray, *, threads: int = 0, cache: bool = True) -> np.ndarray:
@@ -181,7 +173,7 @@ def teacher_record(path: str | Path, weight: float, soft: np.ndarray, labels: np
     proto = read_onnx(path)
     return {
         "file": str(Path(path).resolve()),
-        "sha256": file_sha256(path),
+        "sha256": file_digest(path),
         "model_version": file_info(proto).model_version,
         "members": len(member_outputs(proto.graph)),
         "weight": weight,
