@@ -67,6 +67,9 @@ def srfe2as2_structure():
     ("La1.84Sr0.16CuO4", "(La,Sr)2CuO4", {"La", "Cu", "O"}),
     ("SrTiO3", "SrTiO3", {"Sr", "Ti", "O"}),
     ("Zr H2 P2 O8 H2 O", "ZrH4P2O9", {"Zr", "H", "P", "O"}),
+    # an off-stoichiometric sample: Y on zirconium's site, the excess sodium its own
+    ("Na2.25Y0.25Zr0.75Cl6", "Na9(Zr,Y)4Cl24", {"Na", "Zr", "Cl"}),
+    ("Li0.33La0.56TiO3", "(La,Li)8Ti9O27", {"La", "Ti", "O"}),
 ])
 def test_doped_formulas_map_onto_their_parent(formula, parent, majority):
     groups = C.site_groups(Composition.parse(formula))
@@ -229,3 +232,28 @@ def test_holding_out_a_chemical_system_removes_it_from_screen_and_chemistry():
     assert "NaCl-rs" not in held.compounds().ids.tolist() and len(held.compounds()) == 2
     found = C.chemistry_candidates(held.compounds(), Composition.parse("NaCl"))
     assert found and all(c.origin == "decorated" for c in found)
+
+
+@pytest.mark.parametrize("amounts, exact, near", [
+    ([2.25, 1, 6], (9, 4, 24), (2, 1, 6)),  # Na2.25(Zr,Y)Cl6: excess Na on interstitial sites
+    ([1.8, 1], (9, 5), (2, 1)),  # Cu1.8Se
+    ([0.93, 1], None, (1, 1)),  # Fe0.93O: no exact parent within 12 formula units
+    ([0.33, 1], (1, 3), (1, 3)),  # a third written as 0.33
+    ([2, 1, 4], (2, 1, 4), (2, 1, 4)),
+])
+def test_exact_and_near_stoichiometry(amounts, exact, near):
+    assert C.integer_amounts(amounts)[0] == exact
+    assert C.near_amounts(amounts) == near
+    # the exact test is absolute: a multiplier of 3 does not round 3.25 to 10/3
+    assert C.integer_amounts([3.25, 6])[1] == 4
+
+
+def test_an_off_stoichiometric_sample_is_also_decorated_as_its_simple_parent():
+    library = StructureLibrary.from_cells([rock_salt()])
+    # Na0.9Cl's exact parent, Na9Cl10, fits no template; its near one, NaCl, does
+    found = C.chemistry_candidates(library, Composition.parse("Na0.9Cl"))
+    assert [c.template for c in found] == ["MgO", "MgO"] and found[0].origin == "decorated"
+    assert sorted(set(found[0].cell.numbers.tolist())) == [11, 17]
+    # and it ranks behind an exact parent's candidates: its prior carries NEAR_PENALTY
+    exact = C.chemistry_candidates(library, Composition.parse("NaCl"))
+    assert found[0].prior == pytest.approx(exact[0].prior - C.NEAR_PENALTY)

@@ -4,6 +4,7 @@ and one end-to-end run on the measured Ni.gr with the small examples/cifs librar
 """
 
 import csv
+import dataclasses
 import gzip
 import io
 import math
@@ -242,13 +243,14 @@ def test_identify_refines_only_structures_with_the_samples_number_of_elements(tm
     """Ni.gr's header says composition Ni: candidates made from it (all of them Ni) are refined,
     and as one of them fits, none of the library's; without the composition the library's
     best-screened are refined, binary decoys included."""
-    from sgmine_diffpy.identify import identify_file
+    from sgmine_diffpy.identify import CHEMISTRY_TOP, identify_file
     from sgmine_diffpy.ranking import row_elements
 
     lib = open_library(CIFS)
     rows, summary = identify_file(str(NI_GR), lib, top=7)
     assert rows and all(row_elements(r) == {"Ni"} for r in rows)
-    assert not any(r.source.startswith("cif:") for r in rows)
+    # only the chemistry's picks (ranked first): the user's Ni.cif is one, as a compound of the system
+    assert all(r.rank <= CHEMISTRY_TOP for r in rows) and rows[0].source == f"cif:{CIFS / 'Ni.cif'}"
     assert summary.best.symbol == "Fm-3m" and summary.best.formula == "Ni"
     assert summary.composition == "Ni" and summary.composition_source == "header"
     assert "composition Ni (from the file header)" in summary.message
@@ -541,3 +543,29 @@ def test_where_no_structure_fits_the_cnn_decides():
     assert ranking[0][2] is None and ranking[1][2] == 0.62
     assert combined_ranking(rows, cnn, good_fit=0.6)[0][0] == 12  # a looser acceptance would let the fit decide
     assert best_structure(rows, ranking).structure_id == "s3"  # no plausible fit in P-1: the best plausible one
+
+
+def test_a_candidate_screened_as_a_particle_is_refined_as_bulk_too():
+    """The screen's particle diameter only starts the refinement: a bulk sample refined from a
+    small particle's envelope can stay in a worse minimum, so the bulk fit is made as well and
+    the lower Rw kept (refinements.better_fit)."""
+    from diffpy.structure import loadStructure
+
+    from sgmine.gr import read_gr
+    from sgmine_diffpy.refinements import _refine, better_fit, fit_grid
+
+    curve = fit_grid(read_gr(NI_GR))
+    rows = []
+    for diameter in (16.0, None):
+        row = IdentifyRow(str(NI_GR), 1, "Ni", "Ni", 225, "Fm-3m", 0.5)
+        _refine(row, loadStructure(str(ROOT / "examples" / "cifs" / "Ni.cif")), 1.0, curve, 27.0, 0.06, 1.5, 20.0, diameter)
+        rows.append(row)
+    from_particle, bulk = rows
+    assert bulk.ok and from_particle.ok and bulk.rw < 0.15
+    assert from_particle.rw <= bulk.rw + 1e-9  # never worse than the bulk fit
+    if from_particle.fit.spdiameter is None:
+        assert from_particle.message.startswith("bulk (refined from a 16 Å particle too: Rw ")
+    # better_fit: the lowest Rw of the fits that succeeded, else the first
+    ok = bulk.fit
+    failed = dataclasses.replace(ok, status="error", rw=None)
+    assert better_fit([failed, ok]) is ok and better_fit([failed]) is failed

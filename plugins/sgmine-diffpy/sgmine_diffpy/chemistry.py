@@ -54,12 +54,16 @@ from sgmine_diffpy.structlib import Cell, StructureLibrary, label_cell, structur
 ELEMENT_TABLE = Path(__file__).with_name("data") / "elements.csv"
 #: Elements whose electronegativities differ by at most this may share a site (dopants).
 MERGE_DX = 0.8
-#: Relative tolerance for "an integer amount" in a formula unit.
+#: Tolerance for "an integer amount" in a formula unit (absolute, after the multiplier).
 AMOUNT_TOLERANCE = 0.03
 #: Largest formula-unit multiplier tried to make amounts integers.
 MAX_MULTIPLIER = 12
 #: Site assignments proposed per template: all of them up to this many, else the rule's one.
 MAX_PERMUTATIONS = 6
+#: An off-stoichiometric sample (excess or missing atoms on one site) is also decorated as the
+#: simple stoichiometry within this fraction of each amount (:func:`near_amounts`), of at most
+#: :data:`NEAR_MULTIPLIER` formula units; those candidates' prior is :data:`NEAR_PENALTY` lower.
+NEAR_TOLERANCE, NEAR_MULTIPLIER, NEAR_PENALTY = 0.15, 4, 1.0
 #: c/a factors (constant volume) tried by :func:`shape_variants`.
 AXIAL_FACTORS = (0.8, 0.87, 0.94, 1.07, 1.15, 1.24, 1.33)
 #: Then around the best of them (relative factors).
@@ -140,18 +144,21 @@ def write_element_table(path: str | Path) -> None:
 # --------------------------------------------------------------------------- formulas
 
 
-def integer_amounts(amounts, *, tolerance: float = AMOUNT_TOLERANCE, max_multiplier: int = MAX_MULTIPLIER):
+def integer_amounts(amounts, *, tolerance: float = AMOUNT_TOLERANCE, max_multiplier: int = MAX_MULTIPLIER,
+                    relative: bool = False):
     """``(integers, multiplier)``: the amounts as written, times the smallest multiplier
-    1…``max_multiplier`` that makes them all close to integers, reduced by their gcd
-    (``[0.8, 0.2, 2]`` → ``((4, 1, 10), 5)``; ``[1, 2]`` → ``((1, 2), 1)``); ``(None, None)``
-    when none does."""
+    1…``max_multiplier`` that makes them all within ``tolerance`` of integers (or, ``relative``,
+    within that fraction of each integer), reduced by their gcd (``[0.8, 0.2, 2]`` →
+    ``((4, 1, 10), 5)``; ``[1, 2]`` → ``((1, 2), 1)``; ``[0.33, 1]`` → ``((1, 3), 3)``);
+    ``(None, None)`` when none does. An absolute tolerance keeps a large multiplier from
+    rounding away a real excess (3.25 × 3 = 9.75 is not 10)."""
     values = np.asarray(list(amounts), dtype=float)
     if len(values) == 0 or np.any(values <= 0):
         return None, None
     for multiplier in range(1, max_multiplier + 1):
         scaled = values * multiplier
         ints = np.round(scaled)
-        if np.all(ints > 0) and np.all(np.abs(scaled - ints) <= tolerance * ints):
+        if np.all(ints > 0) and np.all(np.abs(scaled - ints) <= (tolerance * ints if relative else tolerance)):
             ints = ints.astype(int)
             divisor = math.gcd(*ints.tolist())
             return tuple(int(i) for i in ints // divisor), multiplier
@@ -174,10 +181,11 @@ def site_groups(composition: Composition) -> list[SiteGroup]:
     """The sample's elements grouped onto the sites of its parent stoichiometry.
 
     Every way of letting alike elements share a site (at most three per site, electronegativities
-    within :data:`MERGE_DX`) is tried; the grouping whose amounts need the smallest multiplier to
-    become integers wins, then the one with more sites (no merging when none is needed:
-    SrTiO3 stays three sites). Elements given with amounts that never become integers stay
-    separate.
+    within :data:`MERGE_DX`) is tried; the grouping whose amounts are nearest a simple
+    stoichiometry wins (the fewest formula units for :func:`near_amounts`, then for exact
+    integers), then the one with more sites (no merging when none is needed: SrTiO3 stays three
+    sites; Na2.25Y0.25Zr0.75Cl6 → Na(Zr,Y)Cl6 near Na2(Zr,Y)Cl6, Y on zirconium's site).
+    Elements given with amounts that never become integers stay separate.
     """
     items = list(composition.amounts.items())
     if len(items) > 7:  # 877 partitions at 7; beyond, keep the elements as they are
@@ -189,8 +197,10 @@ def site_groups(composition: Composition) -> list[SiteGroup]:
         if any(max(electronegativity(e) for e, _ in g) - min(electronegativity(e) for e, _ in g) > MERGE_DX
                for g in partition if len(g) > 1):
             continue
-        _, multiplier = integer_amounts([sum(n for _, n in g) for g in partition])
-        key = (multiplier if multiplier is not None else MAX_MULTIPLIER + 1, -len(partition))
+        amounts = [sum(n for _, n in g) for g in partition]
+        _, near = integer_amounts(amounts, tolerance=NEAR_TOLERANCE, max_multiplier=NEAR_MULTIPLIER, relative=True)
+        _, exact = integer_amounts(amounts)
+        key = (near or MAX_MULTIPLIER + 1, exact or MAX_MULTIPLIER + 1, -len(partition))
         if best_key is None or key < best_key:
             best_key, best = key, partition
     groups = [SiteGroup(tuple(sorted(g, key=lambda s: -s[1]))) for g in best]
@@ -412,7 +422,7 @@ def _templates(library: StructureLibrary, sample: list[tuple[str, int]]):
 
 
 def chemistry_candidates(library: StructureLibrary, composition: Composition, *, max_types: int = 30,
-                         max_system: int = 12, max_candidates: int = 80) -> list[ChemistryCandidate]:
+                         max_system: int = 24, max_candidates: int = 80) -> list[ChemistryCandidate]:
     """Candidate cells for a sample of ``composition`` (see the module text): the chemical
     system's compounds (at most ``max_system``, the sample's stoichiometry first), then the
     structure types of the library decorated with the sample's elements (the ``max_types`` with
@@ -424,10 +434,27 @@ def chemistry_candidates(library: StructureLibrary, composition: Composition, *,
     majority = [g.majority for g in groups]
     ints, _ = integer_amounts([g.amount for g in groups])
     out: list[ChemistryCandidate] = _system(library, majority, ints, max_system)
-    if ints is None:
-        return out
-    sample = list(zip(majority, ints))
+    near = near_amounts([g.amount for g in groups])  # an off-stoichiometric sample's simple parent
+    for parent, penalty in ((ints, 0.0), (near if near != ints else None, NEAR_PENALTY)):
+        if parent is not None:
+            out += _decorated(library, list(zip(majority, parent)), max_types, penalty)
+    return _unique(out)[:max_candidates]
+
+
+def near_amounts(amounts) -> tuple[int, ...] | None:
+    """The simple stoichiometry an off-stoichiometric sample is close to: the amounts rounded with
+    :data:`NEAR_TOLERANCE` and at most :data:`NEAR_MULTIPLIER` formula units (Na2.25(Y,Zr)Cl6 →
+    (2, 1, 6): excess sodium on interstitial sites; Cu1.8Se → (2, 1)); None when there is none."""
+    found, _ = integer_amounts(amounts, tolerance=NEAR_TOLERANCE, max_multiplier=NEAR_MULTIPLIER, relative=True)
+    return found
+
+
+def _decorated(library: StructureLibrary, sample: list[tuple[str, int]], max_types: int,
+               penalty: float) -> list[ChemistryCandidate]:
+    """The ``max_types`` best structure types for ``sample`` (:func:`_templates`), decorated in
+    each of their site assignments; ``penalty`` lowers their prior."""
     label = "".join(f"{el}{'' if n == 1 else n}" for el, n in sample)
+    out = []
     for prior, i, choices in _templates(library, sample)[:max_types]:
         for k, species in enumerate(choices):
             tag = f"{label}@{library.ids[i]}" + (f"#{k + 1}" if k else "")
@@ -436,12 +463,13 @@ def chemistry_candidates(library: StructureLibrary, composition: Composition, *,
             except Exception:  # a degenerate cell spglib cannot label: skip this decoration
                 continue
             out.append(ChemistryCandidate(cell, "element" if len(sample) == 1 else "decorated", str(library.ids[i]),
-                                          prior - 0.1 * k))
-    return _unique(out)[:max_candidates]
+                                          prior - 0.1 * k - penalty))
+    return out
 
 
 def _system(library: StructureLibrary, elements: list[str], ints, limit: int) -> list[ChemistryCandidate]:
-    """The library's compounds made of exactly ``elements``: the sample's stoichiometry first."""
+    """The library's compounds made of exactly ``elements``, one per (space group, formula, atoms
+    in the cell): the sample's stoichiometry first, smaller cells first."""
     from sgmine_diffpy.structlib import atomic_number
 
     wanted = {atomic_number(e) for e in elements}
@@ -454,8 +482,14 @@ def _system(library: StructureLibrary, elements: list[str], ints, limit: int) ->
         same = ints is not None and integer_amounts(order, tolerance=1e-6, max_multiplier=1)[0] == tuple(ints)
         found.append((not same, int(library.offsets[i + 1] - library.offsets[i]), i))
     found.sort()
+    kept, seen = [], set()
+    for different, size, i in found:  # one entry per polymorph (several databases hold anatase)
+        key = (int(library.space_groups[i]), str(library.formulas[i]), size)
+        if key not in seen:
+            seen.add(key)
+            kept.append((different, size, i))
     out = []
-    for different, _, i in found[:limit]:
+    for different, _, i in kept[:limit]:
         lat = library.lattice[i]
         lo, hi = int(library.offsets[i]), int(library.offsets[i + 1])
         cell = Cell(str(library.ids[i]), str(library.formulas[i]), int(library.space_groups[i]), str(library.symbols[i]),
