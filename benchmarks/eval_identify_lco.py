@@ -7,6 +7,7 @@ PDF simulated as a measurement would give it, identified from its composition.
     python benchmarks/eval_identify_lco.py [--n 300] [--min-groups 40] [--max-atoms 16] [--seed 0]
                                            [--top 10] [--json FILE]
     python benchmarks/eval_identify_lco.py --textbook [--json FILE]
+    python benchmarks/eval_identify_lco.py --n 300 --resume ~/.cache/sgmine/eval/lco300.jsonl  # resumable
 
 ``--textbook``: instead of a random draw, the real structures of :data:`TEXTBOOK` (common
 measured samples: perovskites, wurtzites, corundum, spinel, fluorite, rock salts, LaB6, ...),
@@ -104,6 +105,35 @@ def measured_like(structure, rng) -> tuple[np.ndarray, np.ndarray, dict]:
     return r, g, {**header, "_spdiameter": params.spdiameter}
 
 
+def code_version() -> str:
+    """The git commit of this checkout (with ``+changes`` when its plugin or runtime differ from
+    it), or ``unknown``: a resumed run must use the code that started it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sgmine", "plugins", "benchmarks"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if dirty else "")
+
+
+def read_resume(path: Path, settings: dict) -> dict[str, dict]:
+    """The records already in ``path`` by structure id (none when it does not exist, which it
+    then starts with ``settings``); exits when it was started with other settings or code."""
+    if not path.exists() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"settings": settings}) + "\n", encoding="utf-8")
+        return {}
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines or lines[0].get("settings") != settings:
+        sys.exit(f"{path}: started with other settings or code ({lines[0].get('settings') if lines else 'none'}); "
+                 f"this run's: {settings}. Give another --resume file.")
+    return {rec["id"]: rec for rec in lines[1:]}
+
+
 def main(argv=None) -> int:
     from sgmine.scan import load_model
     from sgmine.simulate import write_gr
@@ -119,9 +149,17 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--json", type=Path, default=None, help="per-structure details (JSON)")
     parser.add_argument("--textbook", action="store_true", help="the structures of TEXTBOOK instead of a random draw")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="a JSON-lines file each structure's record is appended to as it is done; a run "
+                             "started again with the same file and settings skips those done (a long run "
+                             "over several sessions)")
     args = parser.parse_args(argv)
 
     model = load_model(None)
+    settings = {"n": args.n, "min_groups": args.min_groups, "max_atoms": args.max_atoms, "seed": args.seed,
+                "top": args.top, "textbook": args.textbook, "model": f"{model.name} {model.info.model_version}",
+                "code": code_version()}
+    done = read_resume(args.resume, settings) if args.resume else {}
     library = open_library("default")
     compounds = library.compounds()
     if args.textbook:
@@ -138,8 +176,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for i in picks:
             structure = compounds.structure(i)
-            r, g, header = measured_like(structure, rng)
+            r, g, header = measured_like(structure, rng)  # drawn for every pick, so a resumed run sees the same PDFs
             diameter = header.pop("_spdiameter")
+            if str(compounds.ids[i]) in done:
+                records.append(done[str(compounds.ids[i])])
+                continue
             path = Path(folder) / f"{compounds.ids[i]}.gr"
             write_gr(path, r, g, header)
             formula = str(compounds.formulas[i])
@@ -160,6 +201,9 @@ def main(argv=None) -> int:
                 "cnn_top1": s.cnn[0][0] if s.cnn else None, "seconds": round(seconds, 1), "message": s.message,
             }
             records.append(rec)
+            if args.resume:
+                with open(args.resume, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(rec) + "\n")
             print(f"{rec['id']}\t{formula}\t{truth}\t{answer.space_group if answer else '-'}\t"
                   f"{'' if answer is None else format(answer.rw, '.3f')}\t{rec['ranking_top1']}{'+' if rec['ranking_top1'] == truth else '-'}\t"
                   f"{'yes' if rec['right_fits'] else 'no'}\t{rec['cnn_top1']}\t{seconds:.1f}", flush=True)
