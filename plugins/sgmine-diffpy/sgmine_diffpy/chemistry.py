@@ -569,25 +569,37 @@ SCREEN_MAX = 60
 #: The pre-screen compares r ≤ this (Å) only: each candidate's pairs to 10 / 0.82 + 1.5 Å
 #: (:data:`CHEMISTRY_STRETCHES`), about a seventeenth of the full screen's 36 Å pair table.
 PRESCREEN_RMAX = 10.0
+#: The pre-screen's c/a factors for tetragonal, trigonal and hexagonal candidates (a template's
+#: c/a can be far from the sample's: BaAl4's 2.45 against SrFe2As2's 3.15), coarser than
+#: :data:`AXIAL_FACTORS`; a candidate screens as its best.
+PRESCREEN_FACTORS = (0.85, 1.15, 1.32)
 
 
 def prescreen(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.ndarray, *, radiation: str,
               qmax: float | None, qdamp: float | None, rmin: float, rmax: float, keep: int,
               workers: int | None = None) -> list[ChemistryCandidate]:
     """The ``keep`` candidates (the chemical system's compounds always among them) that screen
-    best against ``(r, g)`` over r ≤ :data:`PRESCREEN_RMAX` only, in their given order: a
+    best against ``(r, g)`` over r ≤ :data:`PRESCREEN_RMAX` only (as their best c/a of
+    :data:`PRESCREEN_FACTORS` where the cell has one), in their given order: a
     cheap first pass that lets many more structure types be tried than the full screen could
     afford (the cost of a curve grows as the cube of its reach)."""
     from sgmine_diffpy.screen import compute_curves, prepare, screen
 
     reach = PRESCREEN_RMAX / float(CHEMISTRY_STRETCHES[0]) + 1.5
-    library = StructureLibrary.from_cells([c.cell for c in candidates])
+    cells, owners = [], []
+    for k, c in enumerate(candidates):
+        shapes = shape_variants(c.cell, PRESCREEN_FACTORS) if c.origin != "system" else []
+        cells += [c.cell] + [cell for cell, _ in shapes]
+        owners += [k] * (1 + len(shapes))
+    library = StructureLibrary.from_cells(cells)
     curves = compute_curves((library.structure(i) for i in range(len(library))), radiation, workers=workers, rmax=reach)
     valid = np.isfinite(curves[:, -1])
     result = screen(r, g, prepare(curves, qmax=qmax, qdamp=qdamp), rmin=rmin, rmax=min(rmax, PRESCREEN_RMAX),
                     stretches=CHEMISTRY_STRETCHES, valid=valid, curves=curves, qmax=qmax, qdamp=qdamp)
+    best = np.full(len(candidates), np.inf)
+    np.minimum.at(best, np.asarray(owners), np.where(np.isfinite(result.rw), result.rw, np.inf))
     chosen = {i for i, c in enumerate(candidates) if c.origin == "system"}
-    for i in result.best(len(candidates)):
+    for i in np.argsort(best, kind="stable"):
         if len(chosen) >= keep:
             break
         chosen.add(int(i))

@@ -89,11 +89,13 @@ def structure_curve(structure, radiation: str, table=None, *, rmax: float = CURV
     table = table or pair_table(structure, rmax=rmax, radiation="xray")
     params = PDFParams(qmax=0.0, qdamp=0.0, uiso=NOMINAL_UISO, delta2=NOMINAL_DELTA2, radiation=radiation)
     r = curve_grid()
-    g = pdf(table, r, params)
-    if rmax < CURVE_RMAX:
-        x = np.clip((r - (rmax - SHORT_TAPER)) / SHORT_TAPER, 0.0, 1.0)
-        g = g * 0.5 * (1 + np.cos(math.pi * x))
-    return g
+    if rmax >= CURVE_RMAX:
+        return pdf(table, r, params)
+    within = r <= rmax
+    g = np.zeros(len(r))
+    g[within] = pdf(table, r[within], params)
+    x = np.clip((r - (rmax - SHORT_TAPER)) / SHORT_TAPER, 0.0, 1.0)
+    return g * 0.5 * (1 + np.cos(math.pi * x))
 
 
 def _curve_task(args):
