@@ -16,6 +16,10 @@ alike elements (Pauling electronegativities within :data:`MERGE_DX`) share a sit
 makes the amounts small integers (La0.72Ca0.28MnO3 → (La,Ca)MnO3, ABX3; CuIr1.76Cr0.24S4 →
 Cu(Ir,Cr)2S4, AB2X4). A shared site is decorated with its majority element.
 
+**Off-stoichiometric samples** (excess or missing atoms on a site: Na2.25(Zr,Y)Cl6, Cu1.8Se)
+are also decorated as the simple stoichiometry they are near (:func:`near_amounts`), a little
+behind the exact parent's candidates.
+
 **Which element goes on which site.** The template's elements and the sample's site groups are
 matched by their amounts in the formula unit (a site of multiplicity 2 takes an element of amount
 2). Where several share one amount, the rule is the electronegativity order: the template's
@@ -28,6 +32,11 @@ as SrFe2As2: Cr → Fe, Si → As; CaTiO3 as LaMnO3: Ca → La, Ti → Mn). When
 stretch then finds the sample's own size, and :func:`shape_variants` explores the free axial
 ratio (c/a) of tetragonal, hexagonal and trigonal candidates, which the isotropic stretch cannot
 (:data:`AXIAL_FACTORS`, then :data:`AXIAL_FINE` around the best).
+
+**Screening.** Up to 120 structure types are decorated; more candidates than
+:data:`SCREEN_MAX` are first screened on the short range alone (:func:`prescreen`, r ≤
+:data:`PRESCREEN_RMAX`, whose curves cost a fraction of the full ones), and the best go on to
+the full screen (:func:`screen_chemistry`).
 
 The per-element data (electronegativity, atomic radius) are ``data/elements.csv``, written from
 pymatgen's periodic table by ``python -m sgmine_diffpy.chemistry elements --out ...`` (pymatgen is
