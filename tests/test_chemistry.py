@@ -257,36 +257,3 @@ def test_an_off_stoichiometric_sample_is_also_decorated_as_its_simple_parent():
     # and it ranks behind an exact parent's candidates: its prior carries NEAR_PENALTY
     exact = C.chemistry_candidates(library, Composition.parse("NaCl"))
     assert found[0].prior == pytest.approx(exact[0].prior - C.NEAR_PENALTY)
-
-
-def test_the_prescreen_keeps_the_right_type_and_the_system():
-    """SrFe2As2's PDF against the BaAl4 type among rock-salt and fluorite decoys, and a compound of
-    the system: the short-range pre-screen keeps the ThCr2Si2 decoration and the system's compound
-    (always kept), in the candidates' own order."""
-    from sgmine.simulate import simulate as sim
-
-    r = np.arange(0.5, 30.0001, 0.01)
-    g = sim(srfe2as2_structure(), r, PDFParams(qmax=25.0, qdamp=0.04, uiso=0.006, delta2=2.0))
-    decoys = [rock_salt(f"rs{k}", 4.0 + 0.4 * k, "Sr", "As") for k in range(6)]
-    library = StructureLibrary.from_cells([baal4(), *decoys])
-    candidates = C.chemistry_candidates(library, Composition.parse("SrFe2As2"))
-    system = C.ChemistryCandidate(rock_salt("SrAs-rs", 6.0, "Sr", "As"), "system", "SrAs-rs", 9.0)
-    # the decoys first, so that the order alone would not keep the right one
-    candidates = [C.ChemistryCandidate(c, "decorated", c.structure_id, -5.0) for c in decoys] + [system, *candidates]
-    kept = C.prescreen(candidates, r, g, radiation="xray", qmax=25.0, qdamp=0.04, rmin=1.5, rmax=30.0, keep=2)
-    assert len(kept) == 2 and kept[0] is system
-    assert kept[1].template == "BaAl4" and kept[1].cell.symbol == "I4/mmm"
-    assert [candidates.index(c) for c in kept] == sorted(candidates.index(c) for c in kept)
-
-
-def test_a_short_curve_is_the_full_curve_within_its_reach():
-    """screen.structure_curve with rmax below CURVE_RMAX (the pre-screen's): the same curve up to
-    a little before rmax, faded to 0 beyond it."""
-    from sgmine_diffpy.screen import curve_grid, structure_curve
-
-    structure = StructureLibrary.from_cells([baal4()]).structure(0)
-    full = structure_curve(structure, "xray")
-    short = structure_curve(structure, "xray", rmax=14.0)
-    r = curve_grid()
-    assert np.allclose(short[r <= 12.5], full[r <= 12.5], atol=1e-6 * np.abs(full).max())
-    assert np.all(short[r >= 14.0] == 0) and np.abs(full[r >= 14.0]).max() > 1

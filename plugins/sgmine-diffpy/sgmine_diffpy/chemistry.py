@@ -33,11 +33,6 @@ stretch then finds the sample's own size, and :func:`shape_variants` explores th
 ratio (c/a) of tetragonal, hexagonal and trigonal candidates, which the isotropic stretch cannot
 (:data:`AXIAL_FACTORS`, then :data:`AXIAL_FINE` around the best).
 
-**Screening.** Up to 120 structure types are decorated; more candidates than
-:data:`SCREEN_MAX` are first screened on the short range alone (:func:`prescreen`, r ≤
-:data:`PRESCREEN_RMAX`, whose curves cost a fraction of the full ones), and the best go on to
-the full screen (:func:`screen_chemistry`).
-
 The per-element data (electronegativity, atomic radius) are ``data/elements.csv``, written from
 pymatgen's periodic table by ``python -m sgmine_diffpy.chemistry elements --out ...`` (pymatgen is
 needed only for that, not at run time).
@@ -430,8 +425,8 @@ def _templates(library: StructureLibrary, sample: list[tuple[str, int]]):
     return out
 
 
-def chemistry_candidates(library: StructureLibrary, composition: Composition, *, max_types: int = 120,
-                         max_system: int = 24, max_candidates: int = 240) -> list[ChemistryCandidate]:
+def chemistry_candidates(library: StructureLibrary, composition: Composition, *, max_types: int = 30,
+                         max_system: int = 24, max_candidates: int = 80) -> list[ChemistryCandidate]:
     """Candidate cells for a sample of ``composition`` (see the module text): the chemical
     system's compounds (at most ``max_system``, the sample's stoichiometry first), then the
     structure types of the library decorated with the sample's elements (the ``max_types`` with
@@ -573,55 +568,11 @@ CHEMISTRY_STRETCHES = np.linspace(0.82, 1.18, 73)
 SHAPE_TOP = 4
 
 
-#: More candidates than this are :func:`prescreen`-ed down to it before the full screen.
-SCREEN_MAX = 60
-#: The pre-screen compares r ≤ this (Å) only: each candidate's pairs to 10 / 0.82 + 1.5 Å
-#: (:data:`CHEMISTRY_STRETCHES`), about a seventeenth of the full screen's 36 Å pair table.
-PRESCREEN_RMAX = 10.0
-#: The pre-screen's c/a factors for tetragonal, trigonal and hexagonal candidates (a template's
-#: c/a can be far from the sample's: BaAl4's 2.45 against SrFe2As2's 3.15), coarser than
-#: :data:`AXIAL_FACTORS`; a candidate screens as its best.
-PRESCREEN_FACTORS = (0.85, 1.15, 1.32)
-
-
-def prescreen(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.ndarray, *, radiation: str,
-              qmax: float | None, qdamp: float | None, rmin: float, rmax: float, keep: int,
-              workers: int | None = None) -> list[ChemistryCandidate]:
-    """The ``keep`` candidates (the chemical system's compounds always among them) that screen
-    best against ``(r, g)`` over r ≤ :data:`PRESCREEN_RMAX` only (as their best c/a of
-    :data:`PRESCREEN_FACTORS` where the cell has one), in their given order: a
-    cheap first pass that lets many more structure types be tried than the full screen could
-    afford (the cost of a curve grows as the cube of its reach)."""
-    from sgmine_diffpy.screen import compute_curves, prepare, screen
-
-    reach = PRESCREEN_RMAX / float(CHEMISTRY_STRETCHES[0]) + 1.5
-    cells, owners = [], []
-    for k, c in enumerate(candidates):
-        shapes = shape_variants(c.cell, PRESCREEN_FACTORS) if c.origin != "system" else []
-        cells += [c.cell] + [cell for cell, _ in shapes]
-        owners += [k] * (1 + len(shapes))
-    library = StructureLibrary.from_cells(cells)
-    curves = compute_curves((library.structure(i) for i in range(len(library))), radiation, workers=workers, rmax=reach)
-    valid = np.isfinite(curves[:, -1])
-    result = screen(r, g, prepare(curves, qmax=qmax, qdamp=qdamp), rmin=rmin, rmax=min(rmax, PRESCREEN_RMAX),
-                    stretches=CHEMISTRY_STRETCHES, valid=valid, curves=curves, qmax=qmax, qdamp=qdamp)
-    best = np.full(len(candidates), np.inf)
-    np.minimum.at(best, np.asarray(owners), np.where(np.isfinite(result.rw), result.rw, np.inf))
-    chosen = {i for i, c in enumerate(candidates) if c.origin == "system"}
-    for i in np.argsort(best, kind="stable"):
-        if len(chosen) >= keep:
-            break
-        chosen.add(int(i))
-    return [c for i, c in enumerate(candidates) if i in chosen]
-
-
 def screen_chemistry(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.ndarray, *, radiation: str,
                      qmax: float | None, qdamp: float | None, rmin: float, rmax: float, shape_top: int = SHAPE_TOP,
-                     screen_max: int = SCREEN_MAX, workers: int | None = None):
+                     workers: int | None = None):
     """Screen chemistry candidates against a measured ``(r, g)``, as the library is screened
-    (:func:`sgmine_diffpy.screen.screen`) but with the wider :data:`CHEMISTRY_STRETCHES`
-    (more than ``screen_max`` candidates: only the best ``screen_max`` of a short-range
-    :func:`prescreen`); then
+    (:func:`sgmine_diffpy.screen.screen`) but with the wider :data:`CHEMISTRY_STRETCHES`; then
     the best ``shape_top`` tetragonal, trigonal or hexagonal candidates are screened again at
     other c/a (:func:`shape_variants`: :data:`AXIAL_FACTORS`, then :data:`AXIAL_FINE` around
     the best) and replaced by their best variant.
@@ -646,9 +597,6 @@ def screen_chemistry(candidates: list[ChemistryCandidate], r: np.ndarray, g: np.
         return library, result
 
     candidates = list(candidates)
-    if len(candidates) > screen_max:
-        candidates = prescreen(candidates, r, g, radiation=radiation, qmax=qmax, qdamp=qdamp, rmin=rmin,
-                               rmax=rmax, keep=screen_max, workers=workers)
     library, result = run([c.cell for c in candidates])
     shaped = [int(i) for i in result.best(len(library)) if math.isfinite(result.rw[i])
               and 75 <= candidates[int(i)].cell.space_group <= 194][:shape_top]

@@ -74,28 +74,14 @@ def curve_grid() -> np.ndarray:
     return CURVE_STEP * np.arange(int(round(CURVE_RMAX / CURVE_STEP)) + 1)
 
 
-#: A short curve (``rmax`` below :data:`CURVE_RMAX`) fades to 0 over this length (Å) before it.
-SHORT_TAPER = 1.0
-
-
-def structure_curve(structure, radiation: str, table=None, *, rmax: float = CURVE_RMAX) -> np.ndarray:
+def structure_curve(structure, radiation: str, table=None) -> np.ndarray:
     """The stored curve of one structure (diffpy Structure) under ``radiation``
-    (``"xray"``/``"neutron"``), on :func:`curve_grid`. With ``rmax`` below :data:`CURVE_RMAX`
-    only the pairs within ``rmax`` are computed (a pre-screen's cheap curve: the cost grows as
-    rmax³) and the curve fades to 0 over the last :data:`SHORT_TAPER` Å, so that no edge leaks
-    into it through the Qmax low-pass (:func:`prepare`)."""
+    (``"xray"``/``"neutron"``), on :func:`curve_grid`."""
     from sgmine.simulate import PDFParams, pair_table, pdf
 
-    table = table or pair_table(structure, rmax=rmax, radiation="xray")
+    table = table or pair_table(structure, rmax=CURVE_RMAX, radiation="xray")
     params = PDFParams(qmax=0.0, qdamp=0.0, uiso=NOMINAL_UISO, delta2=NOMINAL_DELTA2, radiation=radiation)
-    r = curve_grid()
-    if rmax >= CURVE_RMAX:
-        return pdf(table, r, params)
-    within = r <= rmax
-    g = np.zeros(len(r))
-    g[within] = pdf(table, r[within], params)
-    x = np.clip((r - (rmax - SHORT_TAPER)) / SHORT_TAPER, 0.0, 1.0)
-    return g * 0.5 * (1 + np.cos(math.pi * x))
+    return pdf(table, curve_grid(), params)
 
 
 def _curve_task(args):
@@ -103,31 +89,30 @@ def _curve_task(args):
     element without a neutron length, a degenerate cell)."""
     from sgmine.simulate import pair_table
 
-    structure, radiations, rmax = args
+    structure, radiations = args
     try:
-        table = pair_table(structure, rmax=rmax, radiation="xray")
+        table = pair_table(structure, rmax=CURVE_RMAX, radiation="xray")
     except Exception:
         return [None] * len(radiations)
     out = []
     for radiation in radiations:
         try:
-            out.append(structure_curve(structure, radiation, table, rmax=rmax).astype(np.float32))
+            out.append(structure_curve(structure, radiation, table).astype(np.float32))
         except Exception:
             out.append(None)
     return out
 
 
-def compute_curves(structures, radiation, *, workers: int | None = None, progress=None, rmax: float = CURVE_RMAX):
+def compute_curves(structures, radiation, *, workers: int | None = None, progress=None):
     """Stored curves (float32 rows; NaN for a structure that cannot be simulated) of an
     iterable of diffpy Structures: one matrix for a radiation name, a list of matrices for a
-    tuple of names (one pair table serves all). ``rmax``: the pairs' reach (see
-    :func:`structure_curve`)."""
+    tuple of names (one pair table serves all)."""
     radiations = (radiation,) if isinstance(radiation, str) else tuple(radiation)
     structures = list(structures)
     n_grid = len(curve_grid())
     out = [np.full((len(structures), n_grid), np.nan, dtype=np.float32) for _ in radiations]
     workers = workers or min(os.cpu_count() or 1, 8)
-    tasks = [(s, radiations, rmax) for s in structures]
+    tasks = [(s, radiations) for s in structures]
     if workers > 1 and len(tasks) > 50:
         import multiprocessing
 
