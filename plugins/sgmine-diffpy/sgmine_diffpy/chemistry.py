@@ -202,7 +202,7 @@ def site_groups(composition: Composition) -> list[SiteGroup]:
                for g in partition if len(g) > 1):
             continue
         amounts = [sum(n for _, n in g) for g in partition]
-        _, near = integer_amounts(amounts, tolerance=NEAR_TOLERANCE, max_multiplier=NEAR_MULTIPLIER, relative=True)
+        _, near = _near_integers(amounts)
         _, exact = integer_amounts(amounts)
         key = (near or MAX_MULTIPLIER + 1, exact or MAX_MULTIPLIER + 1, -len(partition))
         if best_key is None or key < best_key:
@@ -449,8 +449,13 @@ def near_amounts(amounts) -> tuple[int, ...] | None:
     """The simple stoichiometry an off-stoichiometric sample is close to: the amounts rounded with
     :data:`NEAR_TOLERANCE` and at most :data:`NEAR_MULTIPLIER` formula units (Na2.25(Y,Zr)Cl6 →
     (2, 1, 6): excess sodium on interstitial sites; Cu1.8Se → (2, 1)); None when there is none."""
-    found, _ = integer_amounts(amounts, tolerance=NEAR_TOLERANCE, max_multiplier=NEAR_MULTIPLIER, relative=True)
-    return found
+    return _near_integers(amounts)[0]
+
+
+def _near_integers(amounts):
+    """:func:`integer_amounts` within :data:`NEAR_TOLERANCE` of each amount, at most
+    :data:`NEAR_MULTIPLIER` formula units: ``(integers, multiplier)``."""
+    return integer_amounts(amounts, tolerance=NEAR_TOLERANCE, max_multiplier=NEAR_MULTIPLIER, relative=True)
 
 
 def _decorated(library: StructureLibrary, sample: list[tuple[str, int]], max_types: int,
